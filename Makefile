@@ -1,0 +1,30 @@
+# Set-up is two commands: `make install` then `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# pytest-xdist workers: the suite is mostly independent end-to-end runs.
+WORKERS ?= 2
+
+.PHONY: install test test-all bench clean
+
+install: $(VENV)/.installed
+
+# Re-installs when the dependency list changes. torchvision pulls its matching torch (CUDA build, runs on CPU too).
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install -e '.[test]'
+	touch $@
+
+test: install
+	$(BIN)/pytest -n $(WORKERS) tests
+
+# Also the slow end-to-end checks (longer training runs).
+test-all: install
+	$(BIN)/pytest -n $(WORKERS) -m "slow or not slow" tests
+
+bench: install
+	$(BIN)/python -m lipbench.bench
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,139 @@
+"""The GAN training loop: the same critic/generator schedule for every Lipschitz method, loss and dataset."""
+import math
+import time
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from lipbench import LipbenchError
+from lipbench.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from lipbench.tracking import Recorder
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` picks CUDA when present; `cuda` on a machine without it is an error, not a silent CPU run."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise LipbenchError(f"device={name} but no CUDA device is visible: use device=cpu or device=auto")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise LipbenchError(f"device={name!r} is unknown: use auto, cpu or cuda")
+    return torch.device(name)
+
+
+def critic_step(critic, generator, method, loss, opt_d, real, batch_size):
+    """One critic update; returns detached (critic loss, Wasserstein estimate, penalty)."""
+    with torch.no_grad():
+        fake = generator(torch.randn(batch_size, generator.latent_dim, device=real.device))
+    # Real and fake in one forward: half the kernel launches, and SN's u advances once per step, not twice.
+    d_real, d_fake = critic(torch.cat([real, fake])).chunk(2)
+    penalty = method.penalty(critic, real, fake)
+    loss_d = loss.critic(d_real, d_fake) + penalty
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    opt_d.step()
+    method.after_step(critic)
+    return loss_d.detach(), (d_real.mean() - d_fake.mean()).detach(), penalty.detach()
+
+
+def generator_step(critic, generator, loss, opt_g, batch_size, device):
+    """One generator update through a frozen critic; returns the detached generator loss."""
+    critic.requires_grad_(False)  # no critic weight gradients are needed here: skip computing them
+    loss_g = loss.generator(critic(generator(torch.randn(batch_size, generator.latent_dim, device=device))))
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    opt_g.step()
+    critic.requires_grad_(True)
+    return loss_g.detach()
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work so wall-clock times measure the work, not its launch."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict:
+    """Train a GAN as `cfg` says, logging every epoch; returns the final summary fields."""
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+    # Build everything from config; the method validates its values before any training happens.
+    method = instantiate(cfg.method)
+    loss = instantiate(cfg.loss)
+    dataset = instantiate(cfg.dataset, device=device, batch_size=cfg.train.batch_size)
+    generator = instantiate(cfg.model.generator).to(device)
+    critic = method.wrap(instantiate(cfg.model.critic)).to(device)
+    opt_g = instantiate(cfg.optim)(generator.parameters())
+    opt_d = instantiate(cfg.optim)(critic.parameters())
+    metric = instantiate(cfg.metric, dataset=dataset, device=device, seed=cfg.seed)
+
+    # Resume: a checkpoint in the run dir means this run was started before and is continued, exactly.
+    checkpoint_path = run_dir / "checkpoint.pt"
+    state = load_checkpoint(checkpoint_path) if checkpoint_path.exists() else None
+    if state is not None:
+        generator.load_state_dict(state["generator"])
+        critic.load_state_dict(state["critic"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        set_rng_state(state["rng"])
+    start_epoch = state["epoch"] if state else 0
+    train_time = state["train_time_s"] if state else 0.0
+    config = OmegaConf.to_container(cfg, resolve=True)
+    recorder = Recorder(run_dir, config, overrides, config["logger"]["wandb"], metric.primary,
+                        state["recorder"] if state else None)
+
+    tc = cfg.train
+    steps = dataset.steps_per_epoch
+    generator_steps = max(steps // tc.n_critic, 1)
+    progress = tqdm(total=tc.epochs * steps, initial=start_epoch * steps, disable=None, desc=method.name)
+    status = "complete"
+    for epoch in range(start_epoch + 1, tc.epochs + 1):
+        sums = torch.zeros(4, device=device)  # critic loss, W estimate, penalty, generator loss
+        synchronize(device)
+        t0 = time.perf_counter()
+        for step in range(1, steps + 1):
+            real = dataset.sample(tc.batch_size)
+            sums[:3] += torch.stack(critic_step(critic, generator, method, loss, opt_d, real, tc.batch_size))
+            if step % tc.n_critic == 0:
+                sums[3] += generator_step(critic, generator, loss, opt_g, tc.batch_size, device)
+            progress.update()
+        synchronize(device)
+        epoch_time = time.perf_counter() - t0
+        train_time += epoch_time
+
+        # One host sync per epoch: the sums stay on the device during the epoch.
+        loss_d, w_est, pen, loss_g = (sums / sums.new_tensor([steps, steps, steps, generator_steps])).tolist()
+        scalars = {
+            "loss/critic": loss_d, "loss/generator": loss_g, "wasserstein_estimate": w_est, "penalty": pen,
+            "time/epoch_s": epoch_time, "time/steps_per_s": steps / epoch_time, "time/train_s": train_time,
+        }
+        images = {}
+        if not all(math.isfinite(v) for v in (loss_d, loss_g, w_est, pen)):
+            status = "diverged"
+        elif epoch % tc.eval_every == 0 or epoch == tc.epochs:
+            generator.eval(), critic.eval()  # eval mode: SN's u stays put, so evaluating never alters training
+            values, images = metric(generator, critic, epoch, run_dir)
+            generator.train(), critic.train()
+            scalars.update({f"eval/{k}": v for k, v in values.items()})
+        recorder.log(epoch, scalars, images)
+        if status == "diverged":
+            progress.write(f"{method.name}: non-finite loss at epoch {epoch}; run recorded as diverged")
+            break
+        recorder.state["epoch"] = epoch
+        save_checkpoint(checkpoint_path, {
+            "epoch": epoch, "train_time_s": train_time, "rng": rng_state(), "recorder": recorder.state,
+            "generator": generator.state_dict(), "critic": critic.state_dict(),
+            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+        })
+    progress.close()
+    epochs_done = recorder.state.get("epoch", 0)
+    result = {"epochs_completed": epochs_done, "train_time_s": train_time,
+              "mean_epoch_time_s": train_time / max(epochs_done, 1)}
+    recorder.finish(status, **result)
+    return {"status": status, **result}

@@ -1,0 +1,15 @@
+"""Lipschitz methods: each one is a small module behind the three hooks of `LipschitzMethod`."""
+from lipbench.methods.base import LipschitzMethod, NoConstraint, constrained_layers
+from lipbench.methods.clip import WeightClipping
+from lipbench.methods.gradient_penalty import GradientPenalty
+from lipbench.methods.spectral import SpectralNormalization, SpectralProjection
+
+__all__ = [
+    "LipschitzMethod",
+    "NoConstraint",
+    "WeightClipping",
+    "GradientPenalty",
+    "SpectralNormalization",
+    "SpectralProjection",
+    "constrained_layers",
+]

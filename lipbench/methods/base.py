@@ -1,0 +1,41 @@
+"""The interface every Lipschitz method implements, and the no-op method `none`."""
+import torch
+from torch import nn
+
+from lipbench import LipbenchError
+
+# Layers whose weight is a linear map; norm layers (LayerNorm) and biases are not constrained.
+LINEAR_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+
+
+def constrained_layers(module: nn.Module) -> list[nn.Module]:
+    """The linear and convolution layers of `module`, in definition order."""
+    return [m for m in module.modules() if isinstance(m, LINEAR_LAYERS)]
+
+
+def require(condition: bool, key: str, value, rule: str) -> None:
+    """Raise a one-line LipbenchError naming `key` when a config value breaks `rule`."""
+    if not condition:
+        raise LipbenchError(f"{key}={value} is invalid: it must be {rule} (fix it with {key}=... on the command line)")
+
+
+class LipschitzMethod:
+    """Base class: the training loop calls all three hooks for every method; each does nothing by default."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def wrap(self, module: nn.Module) -> nn.Module:
+        """Reparametrize the critic once before training (e.g. W -> W/sigma(W)); returns the module to train."""
+        return module
+
+    def penalty(self, critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """A term added to the critic loss at every critic step (e.g. the gradient penalty)."""
+        return real.new_zeros(())
+
+    def after_step(self, module: nn.Module) -> None:
+        """Project the weights after each optimizer step of the critic (e.g. clipping)."""
+
+
+class NoConstraint(LipschitzMethod):
+    """`none`: the unconstrained baseline."""

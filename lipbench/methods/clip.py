@@ -1,0 +1,20 @@
+"""`clip`: weight clipping of the original WGAN (Arjovsky et al. 2017)."""
+import torch
+from torch import nn
+
+from lipbench.methods.base import LipschitzMethod, require
+
+
+class WeightClipping(LipschitzMethod):
+    """Clamp every critic parameter to [-c, c] after each optimizer step."""
+
+    def __init__(self, name: str = "clip", c: float = 0.01):
+        super().__init__(name)
+        require(c > 0, "method.c", c, "> 0")
+        self.c = float(c)
+
+    @torch.no_grad()
+    def after_step(self, module: nn.Module) -> None:
+        """Clip all parameters, biases included, as the WGAN paper does."""
+        for p in module.parameters():
+            p.clamp_(-self.c, self.c)

@@ -1,0 +1,18 @@
+"""Quality metrics: an evaluator maps (generator, critic) to scalars, lower-is-better `primary` first, plus figures."""
+from hydra.utils import get_class
+
+from lipbench import LipbenchError
+
+# Metric name -> evaluator class; each takes (dataset, device, seed, **its own settings under metric.<name>).
+EVALUATORS = {
+    "w1": "lipbench.metrics.toy.Toy2DEvaluator",
+}
+
+
+def build_metric(name: str, dataset, device, seed: int, **settings):
+    """Instantiate the evaluator `name`; `auto` lets the dataset choose (e.g. FID on GPU, classifier FD on CPU)."""
+    if name == "auto":
+        name = dataset.default_metric(device)
+    if name not in EVALUATORS:
+        raise LipbenchError(f"metric={name!r} is unknown: use one of {['auto', *sorted(EVALUATORS)]}")
+    return get_class(EVALUATORS[name])(dataset=dataset, device=device, seed=seed, **settings.get(name, {}))

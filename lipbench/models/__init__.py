@@ -1,0 +1,1 @@
+"""Generator/critic pairs. Architectures never mention Lipschitz methods: methods act on them from outside."""

@@ -1,0 +1,81 @@
+"""Where a run's numbers go: metrics.jsonl and summary.json in the run dir, and Weights & Biases."""
+import json
+import math
+import os
+from pathlib import Path
+
+import wandb
+from wandb.sdk.lib.runid import generate_id
+
+from lipbench.files import atomic_write, read_jsonl, write_json
+
+
+class Recorder:
+    """Logs one record per epoch to every sink and keeps summary.json current (status, final and best metric)."""
+
+    def __init__(self, run_dir: Path, config: dict, overrides: list[str], wandb_cfg: dict, primary: str, state=None):
+        self.run_dir = Path(run_dir)
+        self.metrics_path = self.run_dir / "metrics.jsonl"
+        self.summary_path = self.run_dir / "summary.json"
+        self.config, self.overrides, self.primary = config, overrides, primary
+        self.state = state or {"wandb_id": generate_id(), "best": None, "best_epoch": None, "last": None}
+        self.drop_records_after(self.state.get("epoch", 0))
+        self.wandb = wandb.init(
+            project=wandb_cfg["project"],
+            entity=wandb_cfg.get("entity"),
+            group=wandb_cfg.get("group"),
+            job_type=wandb_cfg.get("job_type"),
+            tags=list(wandb_cfg.get("tags") or []),
+            name=",".join(overrides) or "defaults",
+            config=config,
+            dir=str(self.run_dir),
+            mode=wandb_cfg["mode"],
+            id=self.state["wandb_id"],
+            resume="allow",
+            settings=wandb.Settings(console="off", quiet=True),
+        )
+        self.write_summary("running")
+
+    def drop_records_after(self, epoch: int) -> None:
+        """On resume, forget epochs logged after the checkpoint so the curve is logged exactly once."""
+        if self.metrics_path.exists():
+            kept = [r for r in read_jsonl(self.metrics_path) if r["epoch"] <= epoch]
+            atomic_write(self.metrics_path, lambda tmp: tmp.write_text("".join(json.dumps(r) + "\n" for r in kept)))
+
+    def log(self, epoch: int, scalars: dict, images: dict[str, Path]) -> None:
+        """Append the epoch's record; track the best value of the primary metric (lower is better)."""
+        record = {"epoch": epoch, **scalars}
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        value = scalars.get(f"eval/{self.primary}")
+        if value is not None and math.isfinite(value):
+            self.state["last"] = value
+            if self.state["best"] is None or value < self.state["best"]:
+                self.state["best"], self.state["best_epoch"] = value, epoch
+        media = {f"eval/{k}": wandb.Image(str(p)) for k, p in images.items()}
+        self.wandb.log({**scalars, **media, "epoch": epoch}, step=epoch)
+
+    def write_summary(self, status: str, **extra) -> None:
+        """summary.json: the run's status and headline numbers, rewritten atomically."""
+        summary = {
+            "status": status,
+            "metric": self.primary,
+            "final_metric": self.state["last"],
+            "best_metric": self.state["best"],
+            "best_epoch": self.state["best_epoch"],
+            "overrides": self.overrides,
+            "wandb_id": self.state["wandb_id"],
+            **extra,
+            "config": self.config,
+        }
+        write_json(self.summary_path, summary)
+
+    def finish(self, status: str, **extra) -> None:
+        """Final summary to the run dir and W&B; a non-complete status is also a W&B tag so it can be filtered."""
+        self.write_summary(status, **extra)
+        self.wandb.summary.update({"status": status, f"best/{self.primary}": self.state["best"], **extra})
+        if status != "complete":
+            self.wandb.tags = tuple(self.wandb.tags or ()) + (status,)
+        self.wandb.finish(exit_code=0 if status == "complete" else 1)
