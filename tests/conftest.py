@@ -1,0 +1,48 @@
+"""Shared test helpers: run the real `lipbench` command (real Hydra, real W&B offline) in a temp dir."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+
+# Small enough for CI on 2 cores, large enough to exercise every hook many times.
+FAST = ["train.epochs=2", "dataset.steps_per_epoch=20", "train.batch_size=64", "metric.w1.num_samples=200"]
+
+
+def lipbench(cwd: Path, *overrides: str, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run `python -m lipbench OVERRIDES...` in `cwd` (outputs go to cwd/runs) and return the finished process."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_MODE": "offline", "WANDB_SILENT": "true",
+           "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "1"}
+    proc = subprocess.run([sys.executable, "-m", "lipbench", *overrides], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"lipbench {' '.join(overrides)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def run_dirs(root: Path) -> list[Path]:
+    """Every run dir (one holding summary.json) under `root`, sorted."""
+    return sorted(p.parent for p in Path(root).rglob("summary.json"))
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    """The run's metrics.jsonl records."""
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def read_summary(run_dir: Path) -> dict:
+    """The run's summary.json."""
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+@pytest.fixture
+def shared() -> Path:
+    """The ../shared data folder beside the checkout (MNIST raw files, pytorch-fid weights); skip if absent."""
+    if not SHARED.exists():
+        pytest.skip(f"{SHARED} not found")
+    return SHARED
