@@ -92,46 +92,51 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict:
     steps = dataset.steps_per_epoch
     generator_steps = max(steps // tc.n_critic, 1)
     progress = tqdm(total=tc.epochs * steps, initial=start_epoch * steps, disable=None, desc=method.name)
-    status = "complete"
-    for epoch in range(start_epoch + 1, tc.epochs + 1):
-        sums = torch.zeros(4, device=device)  # critic loss, W estimate, penalty, generator loss
-        synchronize(device)
-        t0 = time.perf_counter()
-        for step in range(1, steps + 1):
-            real = dataset.sample(tc.batch_size)
-            sums[:3] += torch.stack(critic_step(critic, generator, method, loss, opt_d, real, tc.batch_size))
-            if step % tc.n_critic == 0:
-                sums[3] += generator_step(critic, generator, loss, opt_g, tc.batch_size, device)
-            progress.update()
-        synchronize(device)
-        epoch_time = time.perf_counter() - t0
-        train_time += epoch_time
+    try:
+        status = "complete"
+        for epoch in range(start_epoch + 1, tc.epochs + 1):
+            sums = torch.zeros(4, device=device)  # critic loss, W estimate, penalty, generator loss
+            synchronize(device)
+            t0 = time.perf_counter()
+            for step in range(1, steps + 1):
+                real = dataset.sample(tc.batch_size)
+                sums[:3] += torch.stack(critic_step(critic, generator, method, loss, opt_d, real, tc.batch_size))
+                if step % tc.n_critic == 0:
+                    sums[3] += generator_step(critic, generator, loss, opt_g, tc.batch_size, device)
+                progress.update()
+            synchronize(device)
+            epoch_time = time.perf_counter() - t0
+            train_time += epoch_time
 
-        # One host sync per epoch: the sums stay on the device during the epoch.
-        loss_d, w_est, pen, loss_g = (sums / sums.new_tensor([steps, steps, steps, generator_steps])).tolist()
-        scalars = {
-            "loss/critic": loss_d, "loss/generator": loss_g, "wasserstein_estimate": w_est, "penalty": pen,
-            "time/epoch_s": epoch_time, "time/steps_per_s": steps / epoch_time, "time/train_s": train_time,
-        }
-        images = {}
-        if not all(math.isfinite(v) for v in (loss_d, loss_g, w_est, pen)):
-            status = "diverged"
-        elif epoch % tc.eval_every == 0 or epoch == tc.epochs:
-            generator.eval(), critic.eval()  # eval mode: SN's u stays put, so evaluating never alters training
-            values, images = metric(generator, critic, epoch, run_dir)
-            generator.train(), critic.train()
-            scalars.update({f"eval/{k}": v for k, v in values.items()})
-        recorder.log(epoch, scalars, images)
-        if status == "diverged":
-            progress.write(f"{method.name}: non-finite loss at epoch {epoch}; run recorded as diverged")
-            break
-        recorder.state["epoch"] = epoch
-        save_checkpoint(checkpoint_path, {
-            "epoch": epoch, "train_time_s": train_time, "rng": rng_state(), "recorder": recorder.state,
-            "generator": generator.state_dict(), "critic": critic.state_dict(),
-            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-        })
-    progress.close()
+            # One host sync per epoch: the sums stay on the device during the epoch.
+            loss_d, w_est, pen, loss_g = (sums / sums.new_tensor([steps, steps, steps, generator_steps])).tolist()
+            scalars = {
+                "loss/critic": loss_d, "loss/generator": loss_g, "wasserstein_estimate": w_est, "penalty": pen,
+                "time/epoch_s": epoch_time, "time/steps_per_s": steps / epoch_time, "time/train_s": train_time,
+            }
+            images = {}
+            if not all(math.isfinite(v) for v in (loss_d, loss_g, w_est, pen)):
+                status = "diverged"
+            elif epoch % tc.eval_every == 0 or epoch == tc.epochs:
+                generator.eval(), critic.eval()  # eval mode: SN's u stays put, so evaluating never alters training
+                values, images = metric(generator, critic, epoch, run_dir)
+                generator.train(), critic.train()
+                scalars.update({f"eval/{k}": v for k, v in values.items()})
+            recorder.log(epoch, scalars, images)
+            if status == "diverged":
+                progress.write(f"{method.name}: non-finite loss at epoch {epoch}; run recorded as diverged")
+                break
+            recorder.state["epoch"] = epoch
+            save_checkpoint(checkpoint_path, {
+                "epoch": epoch, "train_time_s": train_time, "rng": rng_state(), "recorder": recorder.state,
+                "generator": generator.state_dict(), "critic": critic.state_dict(),
+                "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+            })
+    except BaseException as error:  # a crash or Ctrl-C is recorded, then re-raised
+        recorder.finish("interrupted" if isinstance(error, KeyboardInterrupt) else "failed", error=repr(error))
+        raise
+    finally:
+        progress.close()
     epochs_done = recorder.state.get("epoch", 0)
     result = {"epochs_completed": epochs_done, "train_time_s": train_time,
               "mean_epoch_time_s": train_time / max(epochs_done, 1)}
