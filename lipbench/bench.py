@@ -1,0 +1,86 @@
+"""`make bench`: time per critic step of every method as a ratio to `none`, all measured in one run.
+
+Rounds are interleaved across methods (round-robin) so that background load slows every method alike, and the median
+round is reported.
+"""
+import argparse
+import statistics
+import time
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from lipbench.cli import CONFIG_DIR
+from lipbench.gan import critic_step, generator_step, resolve_device, synchronize
+
+METHODS = ["none", "clip", "gp", "gp_relu", "sn", "sn_projection"]
+
+
+def build(overrides: list[str], device: torch.device):
+    """Dataset, models, method, loss and optimizers exactly as `lipbench OVERRIDES` would build them."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    torch.manual_seed(0)
+    method = instantiate(cfg.method)
+    dataset = instantiate(cfg.dataset, device=device, batch_size=cfg.train.batch_size)
+    generator = instantiate(cfg.model.generator).to(device)
+    critic = method.wrap(instantiate(cfg.model.critic)).to(device)
+    opt_d, opt_g = instantiate(cfg.optim)(critic.parameters()), instantiate(cfg.optim)(generator.parameters())
+    return cfg, dataset, generator, critic, method, instantiate(cfg.loss), opt_d, opt_g
+
+
+def stepper(overrides: list[str], device: torch.device):
+    """A function running `steps` training critic steps (with the generator steps n_critic implies)."""
+    cfg, dataset, generator, critic, method, loss, opt_d, opt_g = build(overrides, device)
+    batch, n_critic = cfg.train.batch_size, cfg.train.n_critic
+
+    def run(steps: int) -> float:
+        synchronize(device)
+        start = time.perf_counter()
+        for step in range(1, steps + 1):
+            critic_step(critic, generator, method, loss, opt_d, dataset.sample(batch), batch)
+            if step % n_critic == 0:
+                generator_step(critic, generator, loss, opt_g, batch, device)
+        synchronize(device)
+        return (time.perf_counter() - start) / steps
+
+    return run
+
+
+def bench_case(name: str, overrides: list[str], device: torch.device, steps: int, rounds: int) -> None:
+    """Print seconds per critic step and the ratio to `none` for every method on one model/dataset."""
+    runners = {m: stepper([*overrides, f"method={m}"], device) for m in METHODS}
+    for run in runners.values():
+        run(max(steps // 5, 5))  # warm-up: allocator, cuDNN autotuning, SN's u
+    times = {m: [] for m in METHODS}
+    for _ in range(rounds):
+        for method, run in runners.items():
+            times[method].append(run(steps))
+    median = {m: statistics.median(t) for m, t in times.items()}
+    print(f"\n{name} on {device} ({steps} critic steps x {rounds} interleaved rounds, median)")
+    print(f"{'method':<15}{'ms/step':>10}{'ratio to none':>16}")
+    for method in METHODS:
+        print(f"{method:<15}{1000 * median[method]:>10.2f}{median[method] / median['none']:>16.2f}")
+
+
+CASES = {
+    "toy2d-mlp": ["dataset=toy2d", "model=mlp"],
+}
+
+
+def main() -> None:
+    """Run every benchmark case (or those named) and print the tables."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--steps", type=int, default=100, help="critic steps per round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    for case in args.cases:
+        bench_case(case, CASES[case], device, args.steps, args.rounds)
+
+
+if __name__ == "__main__":
+    main()
