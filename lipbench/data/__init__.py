@@ -1,0 +1,1 @@
+"""Datasets: each draws training batches on the training device with the global torch RNG."""
