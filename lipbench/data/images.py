@@ -27,13 +27,11 @@ def require_files(name: str, paths: list[Path], how: str) -> None:
                                 f"or dataset.download=true")
 
 
-def holdout(images: torch.Tensor, labels: torch.Tensor | None, split: str):
-    """The fixed train/test split of datasets that ship without one: a seeded permutation, last 20% is test."""
-    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
-    n_test = int(len(images) * TEST_SHARE)
-    keep = order[len(images) - n_test:] if split == "test" else order[:len(images) - n_test]
-    keep = keep.sort().values  # file order within a split, for readability of the cache
-    return images[keep], None if labels is None else labels[keep]
+def holdout(n: int, split: str) -> torch.Tensor:
+    """Indices of a split for datasets that ship without one: a seeded permutation, whose last 20% is the test."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    n_test = int(n * TEST_SHARE)
+    return (order[n - n_test:] if split == "test" else order[:n - n_test]).sort().values  # kept in file order
 
 
 def read_image(path: Path, size: int, channels: int, crop: int | None) -> np.ndarray:
@@ -186,7 +184,8 @@ class ImageDataset:
         files = sorted(p for p in self.path.rglob("*") if p.suffix.lower() in IMG_EXTENSIONS)
         if not files:
             raise LipbenchError(f"dataset.path={self.path} holds no images ({', '.join(IMG_EXTENSIONS)})")
-        return holdout(read_images(files, self.shape[1], self.shape[0], self.crop), None, split)
+        files = [files[i] for i in holdout(len(files), split)]  # decode only this split's files
+        return read_images(files, self.shape[1], self.shape[0], self.crop), None
 
     def read_digits(self, split: str):
         """scikit-learn's bundled 8x8 digits (values 0..16), bilinearly upscaled to image_size."""
@@ -195,4 +194,5 @@ class ImageDataset:
         digits = load_digits()
         pixels = torch.from_numpy(digits.images).float()[:, None] * (255 / 16)
         images = F.interpolate(pixels, size=self.shape[1], mode="bilinear", align_corners=False)
-        return holdout(images.round().clamp(0, 255).to(torch.uint8), torch.from_numpy(digits.target).long(), split)
+        keep = holdout(len(images), split)
+        return images[keep].round().clamp(0, 255).to(torch.uint8), torch.from_numpy(digits.target)[keep].long()
