@@ -1,0 +1,198 @@
+"""Image datasets, decoded once into a cached uint8 tensor and sampled on the training device (no DataLoader)."""
+import pickle
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision
+from PIL import Image
+from torchvision.datasets.folder import IMG_EXTENSIONS
+
+from lipbench import LipbenchError
+from lipbench.files import atomic_write
+
+# dataset.on_device=auto keeps the images on the GPU when they take less than this share of its free memory.
+MAX_GPU_SHARE = 0.25
+# digits and folder have no official test split: a fixed random 20% of the images is held out.
+TEST_SHARE = 0.2
+
+
+def require_files(name: str, paths: list[Path], how: str) -> None:
+    """One-line error naming the first missing file and how to get it."""
+    for path in paths:
+        if not path.exists():
+            raise LipbenchError(f"dataset={name}: {path} not found: {how}, or set dataset.root=... "
+                                f"or dataset.download=true")
+
+
+def holdout(n: int, split: str) -> torch.Tensor:
+    """Indices of a split for datasets that ship without one: a seeded permutation, whose last 20% is the test."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    n_test = int(n * TEST_SHARE)
+    return (order[n - n_test:] if split == "test" else order[:n - n_test]).sort().values  # kept in file order
+
+
+def read_image(path: Path, size: int, channels: int, crop: int | None) -> np.ndarray:
+    """Decode one file: centre crop to a `crop` square (default: the largest square), resize to `size`, HWC uint8."""
+    with Image.open(path) as img:
+        img = img.convert("L" if channels == 1 else "RGB")
+        side = crop or min(img.size)
+        left, top = (img.width - side) // 2, (img.height - side) // 2
+        img = img.crop((left, top, left + side, top + side)).resize((size, size), Image.BILINEAR)
+        return np.asarray(img).reshape(size, size, channels)
+
+
+def read_images(paths: list[Path], size: int, channels: int, crop: int | None) -> torch.Tensor:
+    """Decode many files in threads (PIL releases the GIL) into a uint8 [N, C, size, size] tensor."""
+    with ThreadPoolExecutor() as pool:
+        arrays = list(pool.map(lambda p: read_image(p, size, channels, crop), paths))
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+class ImageDataset:
+    """A finite image dataset held as uint8 [N, C, H, W]; an "epoch" is one critic pass over the train split."""
+
+    kind = "image"
+
+    def __init__(self, name: str, channels: int, image_size: int, root: str = "data", download: bool = False,
+                 on_device="auto", path: str | None = None, crop: int | None = None, device="cpu",
+                 batch_size: int = 64, **_):
+        readers = {"mnist": self.read_mnist, "cifar10": self.read_cifar10, "celeba": self.read_celeba,
+                   "folder": self.read_folder, "digits": self.read_digits}
+        if name not in readers:
+            raise LipbenchError(f"dataset.name={name!r} is unknown: use one of {sorted(readers)}")
+        if on_device not in ("auto", True, False):
+            raise LipbenchError(f"dataset.on_device={on_device!r} is invalid: use auto, true or false")
+        if name == "folder" and not (path and Path(path).is_dir()):
+            raise LipbenchError(f"dataset.path={path} is not a directory: set dataset.path=/a/folder/of/images")
+        self.name, self.read = name, readers[name]
+        self.shape = (int(channels), int(image_size), int(image_size))
+        self.root, self.download, self.crop = Path(root), bool(download), crop
+        self.path = None if path is None else Path(path)
+        # Derived files (this cache, FID statistics) live next to the data they come from; digits has no files.
+        data_dir = self.path if name == "folder" else self.root
+        self.cache_dir = self.root / "digits" if name == "digits" else data_dir / "lipbench_cache"
+
+        images, labels = self.split("train")
+        self.device = torch.device(device)
+        home = self.device if self.keep_on_device(on_device, images) else torch.device("cpu")
+        self.images = images.to(home)
+        self.labels = None if labels is None else labels.to(home)
+        self.num_classes = None if labels is None else int(labels.max()) + 1
+        self.steps_per_epoch = max(len(images) // int(batch_size), 1)
+
+    def keep_on_device(self, on_device, images: torch.Tensor) -> bool:
+        """auto: on CUDA when the images fit in a quarter of the free memory; on CPU they already are in RAM."""
+        if on_device != "auto":
+            return bool(on_device)
+        if self.device.type != "cuda":
+            return True
+        free, _ = torch.cuda.mem_get_info(self.device)
+        return images.nbytes < MAX_GPU_SHARE * free
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """`n` random training images in [-1, 1] on self.device; the global RNG unless `generator` is given."""
+        rng_device = self.images.device if generator is None else generator.device
+        index = torch.randint(len(self.images), (n,), device=rng_device, generator=generator)
+        batch = self.images[index.to(self.images.device)].to(self.device, non_blocking=True)
+        return batch.float() / 127.5 - 1
+
+    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """uint8 CPU images and labels of the "train" or "test" split, decoded once and then read from the cache."""
+        if name not in ("train", "test"):
+            raise LipbenchError(f"split {name!r} is unknown: use train or test")
+        channels, size, _ = self.shape
+        crop = f"_crop{self.crop}" if self.crop else ""
+        cache = self.cache_dir / f"{self.name}_{name}_{channels}x{size}{crop}.pt"
+        if cache.exists():
+            data = torch.load(cache, weights_only=True)
+            return data["images"], data["labels"]
+        images, labels = self.read(name)
+        if images.shape[1:] != self.shape:
+            raise LipbenchError(f"dataset={self.name}: images are {tuple(images.shape[1:])} (C, H, W) but "
+                                f"dataset.channels/dataset.image_size ask for {self.shape}: fix those keys")
+        atomic_write(cache, lambda tmp: torch.save({"images": images, "labels": labels}, tmp))
+        return images, labels
+
+    def default_metric(self, device) -> str:
+        """FID on CUDA; on CPU the cheaper classifier-feature distance when there are labels to train it on."""
+        if torch.device(device).type == "cuda" or self.labels is None:
+            return "fid"
+        return "fd_classifier"
+
+    # One reader per on-disk format: each returns uint8 [N, C, H, W] images and int64 labels (or None) of a split.
+
+    def read_mnist(self, split: str):
+        """torchvision's MNIST (root/MNIST/raw IDX files), 28x28 zero-padded to image_size (28 or 32)."""
+        size = self.shape[1]
+        if size not in (28, 32):
+            raise LipbenchError(f"dataset.image_size={size} is unsupported for mnist: use 32 (padded) or 28")
+        prefix = "train" if split == "train" else "t10k"
+        raw = self.root / "MNIST" / "raw"
+        if not self.download:
+            require_files("mnist", [raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte"],
+                          f"put the unpacked MNIST IDX files in {raw}")
+        data = torchvision.datasets.MNIST(self.root, train=split == "train", download=self.download)
+        pad = (size - 28) // 2
+        return F.pad(data.data[:, None], (pad, pad, pad, pad)), data.targets.long()
+
+    def read_cifar10(self, split: str):
+        """CIFAR-10 python pickles, read as torchvision does; torchvision only downloads them.
+
+        torchvision's CIFAR10 insists on the md5 of every official file, so any other copy in the same format
+        (a subset, a re-pickled mirror) fails with a generic message; reading the pickles ourselves keeps one
+        code path and lets us name the missing file.
+        """
+        if self.shape[1] != 32:
+            raise LipbenchError(f"dataset.image_size={self.shape[1]} is unsupported for cifar10: use 32")
+        folder = self.root / "cifar-10-batches-py"
+        names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+        if self.download:
+            torchvision.datasets.CIFAR10(self.root, download=True)
+        require_files("cifar10", [folder / n for n in names],
+                      f"download https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz and unpack it in {self.root}")
+        images, labels = [], []
+        for name in names:
+            with open(folder / name, "rb") as f:
+                entry = pickle.load(f, encoding="latin1")
+            images.append(torch.from_numpy(np.asarray(entry["data"], dtype=np.uint8)).reshape(-1, 3, 32, 32))
+            labels += entry["labels"]
+        return torch.cat(images), torch.tensor(labels, dtype=torch.int64)
+
+    def read_celeba(self, split: str):
+        """Aligned CelebA in torchvision's layout, centre-cropped to `crop` and resized; the official partition.
+
+        torchvision's CelebA also requires the attribute, identity, bbox and landmark files (md5-checked) that
+        an unconditional GAN never reads, so only img_align_celeba/ and list_eval_partition.txt are needed here.
+        """
+        folder = self.root / "celeba"
+        partition = folder / "list_eval_partition.txt"
+        if self.download:
+            torchvision.datasets.CelebA(self.root, split="all", target_type=[], download=True)
+        require_files("celeba", [folder / "img_align_celeba", partition],
+                      f"get img_align_celeba.zip and list_eval_partition.txt from the CelebA site into {folder}")
+        wanted = "0" if split == "train" else "2"  # 0 train, 1 valid, 2 test
+        files = [folder / "img_align_celeba" / line.split()[0]
+                 for line in partition.read_text().splitlines() if line.split()[1:] == [wanted]]
+        require_files("celeba", files, f"unpack img_align_celeba.zip in {folder}")
+        return read_images(files, self.shape[1], self.shape[0], self.crop), None
+
+    def read_folder(self, split: str):
+        """Every image file under dataset.path (recursively), centre-cropped to a square and resized."""
+        files = sorted(p for p in self.path.rglob("*") if p.suffix.lower() in IMG_EXTENSIONS)
+        if not files:
+            raise LipbenchError(f"dataset.path={self.path} holds no images ({', '.join(IMG_EXTENSIONS)})")
+        files = [files[i] for i in holdout(len(files), split)]  # decode only this split's files
+        return read_images(files, self.shape[1], self.shape[0], self.crop), None
+
+    def read_digits(self, split: str):
+        """scikit-learn's bundled 8x8 digits (values 0..16), bilinearly upscaled to image_size."""
+        from sklearn.datasets import load_digits  # only this dataset needs scikit-learn
+
+        digits = load_digits()
+        pixels = torch.from_numpy(digits.images).float()[:, None] * (255 / 16)
+        images = F.interpolate(pixels, size=self.shape[1], mode="bilinear", align_corners=False)
+        keep = holdout(len(images), split)
+        return images[keep].round().clamp(0, 255).to(torch.uint8), torch.from_numpy(digits.target)[keep].long()
