@@ -123,3 +123,24 @@ def test_invalid_values_name_the_key(build, key):
     with pytest.raises(LipbenchError, match=key) as info:
         build()
     assert "\n" not in str(info.value)
+
+
+def test_gp_under_bf16_autocast_matches_fp32():
+    # The PyTorch AMP recipe: the input gradient is taken inside autocast and its norm in fp32, so bf16 changes the
+    # penalty only by rounding.
+    from lipbench.gan import autocast
+    from lipbench.models.dcgan import DCGANCritic
+
+    torch.manual_seed(0)
+    critic = DCGANCritic(channels=1, image_size=16, width=8, critic_norm="none")
+    real, fake = torch.randn(8, 1, 16, 16), torch.randn(8, 1, 16, 16)
+    gp = GradientPenalty(weight=10)
+    torch.manual_seed(1)
+    full = gp.penalty(critic, real, fake)
+    torch.manual_seed(1)
+    with autocast(torch.device("cpu"), "bf16"):
+        half = gp.penalty(critic, real, fake)
+    assert half.dtype == torch.float32
+    assert half.item() == pytest.approx(full.item(), rel=0.05)
+    half.backward()
+    assert all(torch.isfinite(p.grad).all() for p in critic.parameters() if p.grad is not None)
