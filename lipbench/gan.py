@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from lipbench import LipbenchError
 from lipbench.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from lipbench.diagnostics import diagnose
 from lipbench.tracking import Recorder
 
 
@@ -119,8 +120,11 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict:
         elif epoch % tc.eval_every == 0 or epoch == tc.epochs:
             generator.eval(), critic.eval()  # eval mode: SN's u stays put, so evaluating never alters training
             values, images = metric(generator, critic, epoch, run_dir)
-            generator.train(), critic.train()
             scalars.update({f"eval/{k}": v for k, v in values.items()})
+            if cfg.diagnostics.enabled:
+                scalars.update(diagnose(critic, generator, dataset, cfg.seed, epoch,
+                                        cfg.diagnostics.num_samples, cfg.diagnostics.histogram_bins))
+            generator.train(), critic.train()
         recorder.log(epoch, scalars, images)
         if status == "diverged":
             progress.write(f"{method.name}: non-finite loss at epoch {epoch}; run recorded as diverged")
