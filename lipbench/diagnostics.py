@@ -64,7 +64,8 @@ def layer_norms(critic: nn.Module, x: torch.Tensor, generator: torch.Generator) 
     """sigma of every layer's weight, the operator norm of every convolution, and their product (a Lipschitz bound).
 
     The product bounds the critic's Lipschitz constant when its activations are 1-Lipschitz (ReLU, LeakyReLU)
-    and it has no normalization layers; convolutions enter with their operator norm, the tighter of the two.
+    and it has no normalization layers. Convolutions enter with their operator norm: their kernel's sigma, which
+    SN divides by, is not a bound on what a convolution does to its input.
     """
     shapes = input_shapes(critic, x)
     norms, bound = {}, 1.0
@@ -85,28 +86,36 @@ def histogram(values: torch.Tensor, bins: int) -> dict[str, list]:
     return {"counts": counts.tolist(), "edges": edges.tolist()}
 
 
-def diagnose(critic: nn.Module, generator: nn.Module, dataset, seed: int, epoch: int,
-             num_samples: int = 256, histogram_bins: int = 30) -> dict:
-    """All diagnostics as `diag/...` keys: layer norms, and ||grad_x D|| at real, generated and interpolated points.
+class Diagnostics:
+    """All diagnostics as `diag/...` keys: layer norms, and ||grad_x D|| at real, generated and interpolated points."""
 
-    Call with both networks in eval mode. Samples, latents and interpolation weights come from a generator seeded
-    by (seed, epoch), never from the global RNG that training draws from.
-    """
-    require(num_samples >= 1, "diagnostics.num_samples", num_samples, ">= 1")
-    require(histogram_bins >= 1, "diagnostics.histogram_bins", histogram_bins, ">= 1")
-    device = next(critic.parameters()).device
-    rng = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    real = dataset.sample(num_samples, generator=rng).to(device)
-    with torch.no_grad():
-        fake = generator(torch.randn(num_samples, generator.latent_dim, generator=rng).to(device)).to(real.dtype)
-    alpha = torch.rand((num_samples,) + (1,) * (real.dim() - 1), generator=rng).to(device, real.dtype)
-    points = {"real": real, "fake": fake, "interp": alpha * real + (1 - alpha) * fake}
+    def __init__(self, seed: int, enabled: bool = True, num_samples: int = 256, histogram_bins: int = 30):
+        require(num_samples >= 1, "diagnostics.num_samples", num_samples, ">= 1")
+        require(histogram_bins >= 1, "diagnostics.histogram_bins", histogram_bins, ">= 1")
+        self.seed, self.enabled = seed, bool(enabled)
+        self.num_samples, self.histogram_bins = int(num_samples), int(histogram_bins)
 
-    values = layer_norms(critic, real, rng)
-    for kind, x in points.items():
-        with torch.enable_grad():
-            norms = input_gradient_norm(critic, x).detach()
-        values[f"diag/grad_norm/{kind}/mean"] = norms.mean().item()
-        values[f"diag/grad_norm/{kind}/max"] = norms.max().item()
-        values[f"diag/grad_norm/{kind}/hist"] = histogram(norms, histogram_bins)
-    return values
+    def __call__(self, critic: nn.Module, generator: nn.Module, dataset, epoch: int) -> dict:
+        """The epoch's diagnostics ({} when disabled); call with both networks in eval mode.
+
+        Samples, latents and interpolation weights come from a generator seeded by (seed, epoch), never from the
+        global RNG that training draws from.
+        """
+        if not self.enabled:
+            return {}
+        n, device = self.num_samples, next(critic.parameters()).device
+        rng = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        real = dataset.sample(n, generator=rng).to(device)
+        with torch.no_grad():
+            fake = generator(torch.randn(n, generator.latent_dim, generator=rng).to(device)).to(real.dtype)
+        alpha = torch.rand((n,) + (1,) * (real.dim() - 1), generator=rng).to(device, real.dtype)
+        points = {"real": real, "fake": fake, "interp": alpha * real + (1 - alpha) * fake}
+
+        values = layer_norms(critic, real, rng)
+        for kind, x in points.items():
+            with torch.enable_grad():
+                norms = input_gradient_norm(critic, x).detach()
+            values[f"diag/grad_norm/{kind}/mean"] = norms.mean().item()
+            values[f"diag/grad_norm/{kind}/max"] = norms.max().item()
+            values[f"diag/grad_norm/{kind}/hist"] = histogram(norms, self.histogram_bins)
+        return values

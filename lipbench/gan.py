@@ -10,7 +10,6 @@ from tqdm import tqdm
 
 from lipbench import LipbenchError
 from lipbench.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from lipbench.diagnostics import diagnose
 from lipbench.tracking import Recorder
 
 
@@ -73,6 +72,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict:
     opt_g = instantiate(cfg.optim)(generator.parameters())
     opt_d = instantiate(cfg.optim)(critic.parameters())
     metric = instantiate(cfg.metric, dataset=dataset, device=device, seed=cfg.seed)
+    diagnostics = instantiate(cfg.diagnostics, seed=cfg.seed)
 
     # Resume: a checkpoint in the run dir means this run was started before and is continued, exactly.
     checkpoint_path = run_dir / "checkpoint.pt"
@@ -120,11 +120,9 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict:
         elif epoch % tc.eval_every == 0 or epoch == tc.epochs:
             generator.eval(), critic.eval()  # eval mode: SN's u stays put, so evaluating never alters training
             values, images = metric(generator, critic, epoch, run_dir)
-            scalars.update({f"eval/{k}": v for k, v in values.items()})
-            if cfg.diagnostics.enabled:
-                scalars.update(diagnose(critic, generator, dataset, cfg.seed, epoch,
-                                        cfg.diagnostics.num_samples, cfg.diagnostics.histogram_bins))
+            scalars.update(diagnostics(critic, generator, dataset, epoch))
             generator.train(), critic.train()
+            scalars.update({f"eval/{k}": v for k, v in values.items()})
         recorder.log(epoch, scalars, images)
         if status == "diverged":
             progress.write(f"{method.name}: non-finite loss at epoch {epoch}; run recorded as diverged")

@@ -81,8 +81,8 @@ class Run:
         """`key` (epoch, time/train_s) of the first evaluation at or below `threshold`, for complete runs."""
         if self.status != "complete" or threshold is None:
             return None
-        return next((r[key] for r in self.records if finite(r.get(self.metric_key)) and r[self.metric_key] <= threshold),
-                    None)
+        reached = (r for r in self.records if finite(r.get(self.metric_key)) and r[self.metric_key] <= threshold)
+        return next((r[key] for r in reached), None)
 
     def last(self, key: str):
         """The value of `key` in the last record that has it."""
@@ -124,7 +124,7 @@ class Group:
     @property
     def label(self) -> str:
         """The method, then the context as key=value."""
-        return " ".join([self.method, *(f"{k}={v}" for k, v in self.context)])
+        return f"{self.method} {context_label(self.context)}" if self.context else self.method
 
     def count(self, status: str) -> int:
         """How many of the runs ended with `status`."""
@@ -138,7 +138,7 @@ class Group:
 
 @dataclass(frozen=True)
 class Claim:
-    """"`lower` has a lower `statistic` than `higher`", where `higher` is a method or a fixed reference number."""
+    """The claim that method `lower` has a lower `statistic` than `higher`, a method or a fixed reference number."""
 
     text: str
     statistic: str
@@ -186,7 +186,8 @@ def find_runs(paths: list[Path]) -> list[Run]:
                 records = read_jsonl(metrics_path) if metrics_path.exists() else []
                 found[summary_path.parent.resolve()] = Run(summary_path.parent, summary, records)
     if not found:
-        raise LipbenchError(f"no summary.json under {' '.join(map(str, paths))}: pass the dirs lipbench wrote (runs/...)")
+        where = " ".join(map(str, paths))
+        raise LipbenchError(f"no summary.json under {where}: pass the dirs that lipbench wrote (runs/...)")
     return list(found.values())
 
 
@@ -274,85 +275,102 @@ def plot_gradient_histograms(groups: list[Group], path: Path) -> bool:
     return drawn
 
 
-def write_report(paths: list[Path], out: Path, threshold: float | None = None) -> str:
-    """Write report.md, report.csv and the plots into `out`; returns the tables as printed."""
-    runs = find_runs(paths)
-    swept, groups = group_runs(runs)
-    metrics = sorted({run.metric_key.removeprefix("eval/") for run in runs})
+def context_label(context: tuple[tuple[str, str], ...]) -> str:
+    """The swept values other than the method, as key=value; "all runs" when only the method varies."""
+    return " ".join(f"{k}={v}" for k, v in context) or "all runs"
 
-    # Per context (the swept values other than method): the threshold, and the `none` group for time ratios.
-    contexts = sorted({group.context for group in groups})
-    thresholds = {}
-    for context in contexts:
-        finals = [s.mean for g in groups if g.context == context and (s := g.spread("final", None))]
-        thresholds[context] = threshold if threshold is not None else max(finals, default=None)
+
+def results_table(groups: list[Group], thresholds: dict) -> tuple[str, list[dict]]:
+    """The per-group markdown table, and the same numbers as CSV rows."""
     by_key = {(group.method, group.context): group for group in groups}
-
     header = ["group", "runs", "complete", "diverged", *(title for title, _ in STATISTICS.values()), "s/epoch ÷ none"]
-    csv_rows, rows = [], []
+    rows, csv_rows = [], []
     for group in groups:
         spreads = {name: group.spread(name, thresholds[group.context]) for name in STATISTICS}
         base = by_key.get(("none", group.context))
         base_time = base.spread("epoch_time", None) if base else None
         ratio = spreads["epoch_time"].mean / base_time.mean if base_time and spreads["epoch_time"] else None
-        counts = [len(group.runs), group.count("complete"), group.count("diverged")]
-        diverged = f"{counts[2]}/{counts[0]} ({counts[2] / counts[0]:.0%})"
-        rows.append([group.label, *counts[:2], diverged, *spreads.values(), None if ratio is None else f"{ratio:.2f}"])
+        runs, complete, diverged = len(group.runs), group.count("complete"), group.count("diverged")
+        rows.append([group.label, runs, complete, f"{diverged}/{runs} ({diverged / runs:.0%})", *spreads.values(),
+                     None if ratio is None else f"{ratio:.2f}"])
         csv_rows.append({
             "group": group.label, "method": group.method, **dict(group.context),
-            "runs": counts[0], "complete": counts[1], "diverged": counts[2],
-            "diverged_share": counts[2] / counts[0], "threshold": thresholds[group.context],
+            "runs": runs, "complete": complete, "diverged": diverged, "diverged_share": diverged / runs,
+            "threshold": thresholds[group.context],
             **{f"{name}_{field}": getattr(s, field) if s else None
                for name, s in spreads.items() for field in ("mean", "std", "n")},
             "epoch_time_ratio_to_none": ratio,
         })
-    results = markdown_table(header, rows)
+    return markdown_table(header, rows), csv_rows
 
-    claim_rows, uncovered = [], []
+
+def claims_table(groups: list[Group], thresholds: dict) -> str:
+    """A verdict for every claim whose two sides are among the groups, in each context where they are."""
+    by_key = {(group.method, group.context): group for group in groups}
+
+    def side(name: str | float, claim: Claim, context) -> tuple[str, Spread | None] | None:
+        """The label and spread of one side of a claim; None when these runs have no such group."""
+        if isinstance(name, float):
+            return f"{name:g} (fixed)", Spread(name, 0.0, math.inf)
+        group = by_key.get((name, context))
+        if group is None:
+            return None
+        spread = group.spread(claim.statistic, thresholds[context])
+        return f"{name}: {spread or '-'}", spread
+
+    rows = []
     for claim in CLAIMS:
-        covered = False
-        for context in contexts:
-            lower = by_key.get((claim.lower, context))
-            higher = by_key.get((claim.higher, context)) if isinstance(claim.higher, str) else claim.higher
-            if lower is None or higher is None:
-                continue
-            covered = True
-            lower_spread = lower.spread(claim.statistic, thresholds[context])
-            higher_spread = (higher.spread(claim.statistic, thresholds[context]) if isinstance(higher, Group)
-                             else Spread(float(higher), 0.0, math.inf))
-            where = " ".join(f"{k}={v}" for k, v in context) or "all runs"
-            sides = [f"{claim.lower}: {lower_spread or '-'}", f"{claim.higher}" if isinstance(claim.higher, float)
-                     else f"{claim.higher}: {higher_spread or '-'}"]
-            claim_rows.append([claim.text, where, STATISTICS[claim.statistic][0], *sides,
-                               verdict(lower_spread, higher_spread)])
-        if not covered:
-            uncovered.append(claim.text)
-    claims = (markdown_table(["claim", "runs", "statistic", "expected lower", "expected higher", "verdict"], claim_rows)
-              if claim_rows else "No claim compares groups present in these runs.")
+        for context in thresholds:
+            sides = [side(claim.lower, claim, context), side(claim.higher, claim, context)]
+            if None not in sides:
+                (lower, lower_spread), (higher, higher_spread) = sides
+                rows.append([claim.text, context_label(context), STATISTICS[claim.statistic][0], lower, higher,
+                             verdict(lower_spread, higher_spread)])
+    uncovered = [claim.text for claim in CLAIMS if claim.text not in {row[0] for row in rows}]
+    table = (markdown_table(["claim", "runs", "statistic", "expected lower", "expected higher", "verdict"], rows)
+             if rows else "No claim compares groups present in these runs.")
+    rule = (f"A claim is supported when the mean ± std intervals are apart in its direction with n >= {MIN_RUNS} on "
+            "both sides, not supported when they are apart the other way, inconclusive otherwise.")
+    return "\n\n".join([table, rule + (f" Not covered by these runs: {'; '.join(uncovered)}." if uncovered else "")])
 
-    out.mkdir(parents=True, exist_ok=True)
+
+def write_plots(groups: list[Group], out: Path) -> list[str]:
+    """All plots into `out`; returns their file names."""
     plot_metric(groups, "epoch", "epoch", out / "metric_vs_epoch.png")
     plot_metric(groups, "time/train_s", "training seconds (mean over runs)", out / "metric_vs_time.png")
     plot_epoch_time(groups, out / "epoch_time.png")
     plots = ["metric_vs_epoch.png", "metric_vs_time.png", "epoch_time.png"]
     if plot_gradient_histograms(groups, out / "grad_norm_hist.png"):
         plots.append("grad_norm_hist.png")
+    return plots
 
+
+def write_report(paths: list[Path], out: Path, threshold: float | None = None) -> str:
+    """Write report.md, report.csv and the plots into `out`; returns the tables as printed."""
+    runs = find_runs(paths)
+    swept, groups = group_runs(runs)
+    # One threshold per context: by default the worst group's final mean, a level every group can be timed to.
+    thresholds = {}
+    for context in sorted({group.context for group in groups}):
+        finals = [s.mean for g in groups if g.context == context and (s := g.spread("final", None))]
+        thresholds[context] = threshold if threshold is not None else max(finals, default=None)
+
+    results, csv_rows = results_table(groups, thresholds)
+    claims = claims_table(groups, thresholds)
+    out.mkdir(parents=True, exist_ok=True)
+    plots = write_plots(groups, out)
     incomplete = [[str(run.path), run.status, run.summary.get("epochs_completed", len(run.records))]
                   for run in runs if run.status != "complete"]
-    threshold_text = ", ".join(f"{' '.join(f'{k}={v}' for k, v in c) or 'all runs'}: {t:.4g}"
-                               for c, t in thresholds.items() if t is not None) or "none (no complete run)"
+    metrics = sorted({run.metric_key.removeprefix("eval/") for run in runs})
+    threshold_text = ", ".join(f"{context_label(c)}: {t:.4g}" for c, t in thresholds.items() if t is not None)
     summary = (f"{len(runs)} runs in {len(groups)} groups. Metric: {', '.join(metrics)} (lower is better). "
-               f"Swept: {', '.join(['method', *swept])}. Threshold: {threshold_text}.")
+               f"Swept: {', '.join(['method', *swept])}. Threshold: {threshold_text or 'none (no complete run)'}.")
     text = "\n\n".join([
         "# lipbench report", summary, "## Results", results,
         "Mean ± std over runs (n = runs with a value). final, best and the threshold columns use complete runs "
         "(a run that never reached the threshold is left out of its n); s/epoch is each run's median epoch time; "
         "‖∇D‖ and the layer norms are from the last diagnostics.",
         "## Claims", claims,
-        f"A claim is supported when the mean ± std intervals are apart in its direction with n >= {MIN_RUNS} on "
-        "both sides, not supported when they are apart the other way, inconclusive otherwise."
-        + (f" Not covered by these runs: {'; '.join(uncovered)}." if uncovered else ""),
         "## Plots", *(f"![{name}]({name})" for name in plots),
         "## Incomplete runs",
         markdown_table(["run", "status", "epochs"], incomplete) if incomplete else "None: every run completed.",
@@ -371,7 +389,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="lipbench-report", description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH",
                         help="run dirs or multirun dirs, searched recursively for summary.json")
-    parser.add_argument("--out", type=Path, help="where report.md, report.csv and the plots go (default: the first PATH)")
+    parser.add_argument("--out", type=Path,
+                        help="where report.md, report.csv and the plots go (default: the first PATH)")
     parser.add_argument("--threshold", type=float,
                         help="quality level for epochs/seconds-to-threshold (default: the worst group's final mean)")
     args = parser.parse_args(argv)

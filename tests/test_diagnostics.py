@@ -93,3 +93,10 @@ def test_diagnostics_do_not_change_training(tmp_path):
     for record in read_metrics(runs["sn", True]):
         sigmas = [v for k, v in record.items() if k.startswith("diag/sigma/")]
         assert len(sigmas) == 4 and all(1 - 1e-6 <= s < 2 for s in sigmas)
+
+
+def test_a_bad_diagnostics_setting_is_one_line_before_training(tmp_path):
+    proc = lipbench(tmp_path, "diagnostics.num_samples=0", *FAST, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "diagnostics.num_samples=0" in proc.stderr
+    assert not list(tmp_path.rglob("metrics.jsonl"))
