@@ -83,6 +83,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict:
     opt_g = instantiate(cfg.optim)(generator.parameters())
     opt_d = instantiate(cfg.optim)(critic.parameters())
     metric = instantiate(cfg.metric, dataset=dataset, device=device, seed=cfg.seed)
+    diagnostics = instantiate(cfg.diagnostics, seed=cfg.seed)
 
     # Resume: a checkpoint in the run dir means this run was started before and is continued, exactly.
     checkpoint_path = run_dir / "checkpoint.pt"
@@ -131,6 +132,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict:
             elif epoch % tc.eval_every == 0 or epoch == tc.epochs:
                 generator.eval(), critic.eval()  # eval mode: SN's u stays put, so evaluating never alters training
                 values, images = metric(generator, critic, epoch, run_dir)
+                scalars.update(diagnostics(critic, generator, dataset, epoch))
                 generator.train(), critic.train()
                 scalars.update({f"eval/{k}": v for k, v in values.items()})
             recorder.log(epoch, scalars, images)

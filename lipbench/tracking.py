@@ -55,6 +55,9 @@ class Recorder:
             if self.state["best"] is None or value < self.state["best"]:
                 self.state["best"], self.state["best_epoch"] = value, epoch
         media = {f"eval/{k}": wandb.Image(str(p)) for k, p in images.items()}
+        # Histograms travel in the record as {"counts", "edges"}: plain JSON here, a wandb.Histogram on W&B.
+        media.update({k: wandb.Histogram(np_histogram=(v["counts"], v["edges"]))
+                      for k, v in scalars.items() if isinstance(v, dict)})
         self.wandb.log({**scalars, **media, "epoch": epoch}, step=epoch)
 
     def write_summary(self, status: str, **extra) -> None:

@@ -1,0 +1,121 @@
+"""Lipschitz diagnostics of the critic: the norm each layer is left with, their product, and the critic's real slopes.
+
+Everything here runs in eval mode on its own RNG and differentiates w.r.t. inputs only, so a run logs the same
+losses with diagnostics on or off: SN's u does not advance, no parameter gets a .grad, the global RNG is untouched.
+"""
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lipbench.methods import constrained_layers
+from lipbench.methods.base import require
+from lipbench.methods.gradient_penalty import input_gradient_norm
+from lipbench.methods.spectral import weight_matrix
+
+
+def spectral_norm(layer: nn.Module) -> float:
+    """Exact largest singular value of the layer's weight as an (out, -1) matrix: what SN and sn_projection bound."""
+    return torch.linalg.matrix_norm(weight_matrix(layer, layer.weight.detach()).double(), 2).item()
+
+
+def operator_norm(layer: nn.Module, input_shape, generator: torch.Generator, tol: float = 1e-7,
+                  max_iters: int = 2000) -> float:
+    """The layer's true Lipschitz constant on inputs of `input_shape` (no batch dim): power iteration on J^T J.
+
+    For a convolution this is the norm of the whole operator at the real size, stride and padding, which can be
+    up to sqrt(k*k) times the norm of its reshaped kernel. The bias is subtracted; J^T comes from autograd.
+    """
+    weight = layer.weight
+    x = torch.randn((1, *input_shape), generator=generator, dtype=torch.float64).to(weight.device, weight.dtype)
+    with torch.enable_grad():
+        bias = layer(torch.zeros_like(x)).detach()
+        sigma = 0.0
+        for _ in range(max_iters):
+            x = F.normalize(x.flatten(), dim=0).view_as(x).requires_grad_(True)
+            y = layer(x) - bias
+            (x_next,) = torch.autograd.grad(y, x, grad_outputs=y)  # J^T (J x)
+            previous, sigma = sigma, y.norm().item()  # ||J x|| with ||x|| = 1
+            if abs(sigma - previous) <= tol * sigma:
+                break
+            x = x_next.detach()
+    return sigma
+
+
+def input_shapes(critic: nn.Module, x: torch.Tensor) -> dict[nn.Module, torch.Size]:
+    """The per-sample input shape of every constrained layer, recorded by hooks during one forward of `x[:1]`."""
+    shapes = {}
+
+    def record(module, args):
+        """Keep the input shape; returning None leaves the forward's input as it is."""
+        shapes.setdefault(module, args[0].shape[1:])
+
+    hooks = [layer.register_forward_pre_hook(record) for layer in constrained_layers(critic)]
+    try:
+        with torch.no_grad():
+            critic(x[:1])
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return shapes
+
+
+def layer_norms(critic: nn.Module, x: torch.Tensor, generator: torch.Generator) -> dict[str, float]:
+    """sigma of every layer's weight, the operator norm of every convolution, and their product (a Lipschitz bound).
+
+    The product bounds the critic's Lipschitz constant when its activations are 1-Lipschitz (ReLU, LeakyReLU)
+    and it has no normalization layers. Convolutions enter with their operator norm: their kernel's sigma, which
+    SN divides by, is not a bound on what a convolution does to its input.
+    """
+    shapes = input_shapes(critic, x)
+    norms, bound = {}, 1.0
+    for index, layer in enumerate(constrained_layers(critic)):
+        # torch.nn.utils.parametrize renames the class (Linear -> ParametrizedLinear); keys stay the same for SN.
+        name = f"{index}_{type(layer).__name__.removeprefix('Parametrized').lower()}"
+        norm = norms[f"diag/sigma/{name}"] = spectral_norm(layer)
+        if not isinstance(layer, nn.Linear) and layer in shapes:
+            norm = norms[f"diag/opnorm/{name}"] = operator_norm(layer, shapes[layer], generator)
+        bound *= norm
+    norms["diag/lipschitz_bound"] = bound
+    return norms
+
+
+def histogram(values: torch.Tensor, bins: int) -> dict[str, list]:
+    """Counts and bin edges: plain JSON for metrics.jsonl, and what wandb.Histogram takes as np_histogram."""
+    counts, edges = np.histogram(values.cpu().double().numpy(), bins=bins)
+    return {"counts": counts.tolist(), "edges": edges.tolist()}
+
+
+class Diagnostics:
+    """All diagnostics as `diag/...` keys: layer norms, and ||grad_x D|| at real, generated and interpolated points."""
+
+    def __init__(self, seed: int, enabled: bool = True, num_samples: int = 256, histogram_bins: int = 30):
+        require(num_samples >= 1, "diagnostics.num_samples", num_samples, ">= 1")
+        require(histogram_bins >= 1, "diagnostics.histogram_bins", histogram_bins, ">= 1")
+        self.seed, self.enabled = seed, bool(enabled)
+        self.num_samples, self.histogram_bins = int(num_samples), int(histogram_bins)
+
+    def __call__(self, critic: nn.Module, generator: nn.Module, dataset, epoch: int) -> dict:
+        """The epoch's diagnostics ({} when disabled); call with both networks in eval mode.
+
+        Samples, latents and interpolation weights come from a generator seeded by (seed, epoch), never from the
+        global RNG that training draws from.
+        """
+        if not self.enabled:
+            return {}
+        n, device = self.num_samples, next(critic.parameters()).device
+        rng = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        real = dataset.sample(n, generator=rng).to(device)
+        with torch.no_grad():
+            fake = generator(torch.randn(n, generator.latent_dim, generator=rng).to(device)).to(real.dtype)
+        alpha = torch.rand((n,) + (1,) * (real.dim() - 1), generator=rng).to(device, real.dtype)
+        points = {"real": real, "fake": fake, "interp": alpha * real + (1 - alpha) * fake}
+
+        values = layer_norms(critic, real, rng)
+        for kind, x in points.items():
+            with torch.enable_grad():
+                norms = input_gradient_norm(critic, x).detach()
+            values[f"diag/grad_norm/{kind}/mean"] = norms.mean().item()
+            values[f"diag/grad_norm/{kind}/max"] = norms.max().item()
+            values[f"diag/grad_norm/{kind}/hist"] = histogram(norms, self.histogram_bins)
+        return values
