@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader (or a resumed run) never sees a half-written file."""
+"""Atomic file writes and a race-safe file cache: a reader (or a resumed run) never sees a half-written file."""
+import fcntl
 import json
 import os
 from collections.abc import Callable
@@ -40,3 +41,17 @@ def read_json_or_none(path: Path):
         return json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError):
         return None
+
+
+def cached(path: Path, compute: Callable[[], object], save: Callable[[object, Path], None],
+           load: Callable[[Path], object]) -> tuple[object, bool]:
+    """`(load(path), False)` if it exists, else `(compute(), True)` saved atomically; racing processes compute once."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a second sweep job waits here, then finds the file; released on close
+        if path.exists():
+            return load(path), False
+        value = compute()
+        atomic_write(path, lambda tmp: save(value, tmp))
+        return value, True

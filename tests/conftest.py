@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+from threadpoolctl import threadpool_limits
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -47,3 +49,13 @@ def shared() -> Path:
     if not SHARED.exists():
         pytest.skip(f"{SHARED} not found")
     return SHARED
+
+
+@pytest.fixture
+def one_thread():
+    """Torch and BLAS on one thread: on busy shared cores, spinning worker threads make small nets ~10x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(threads)

@@ -1,4 +1,5 @@
 """Quality metrics: an evaluator maps (generator, critic) to scalars, lower-is-better `primary` first, plus figures."""
+import torch
 from hydra.utils import get_class
 
 from lipbench import LipbenchError
@@ -6,6 +7,8 @@ from lipbench import LipbenchError
 # Metric name -> evaluator class; each takes (dataset, device, seed, **its own settings under metric.<name>).
 EVALUATORS = {
     "w1": "lipbench.metrics.toy.Toy2DEvaluator",
+    "fid": "lipbench.metrics.fid.FIDEvaluator",
+    "fd_classifier": "lipbench.metrics.classifier.ClassifierFDEvaluator",
 }
 
 
@@ -15,4 +18,6 @@ def build_metric(name: str, dataset, device, seed: int, **settings):
         name = dataset.default_metric(device)
     if name not in EVALUATORS:
         raise LipbenchError(f"metric={name!r} is unknown: use one of {['auto', *sorted(EVALUATORS)]}")
-    return get_class(EVALUATORS[name])(dataset=dataset, device=device, seed=seed, **settings.get(name, {}))
+    # Building an evaluator may initialise networks: a forked RNG keeps the choice of metric from shifting training.
+    with torch.random.fork_rng():
+        return get_class(EVALUATORS[name])(dataset=dataset, device=device, seed=seed, **settings.get(name, {}))

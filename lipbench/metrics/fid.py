@@ -1,0 +1,62 @@
+"""FID: the Fréchet distance on pytorch-fid's InceptionV3 pool3 features (2048-d), the standard image GAN metric."""
+from pathlib import Path
+from unittest import mock
+
+import pytorch_fid.inception
+import torch
+from pytorch_fid.inception import FID_WEIGHTS_URL, InceptionV3
+
+from lipbench import LipbenchError
+from lipbench.metrics.frechet import FrechetEvaluator
+
+WEIGHTS_NAME = Path(FID_WEIGHTS_URL).name  # pt_inception-2015-12-05-6726825d.pth
+
+
+def hub_weights() -> Path:
+    """Where pytorch-fid's download lands and is looked up: the torch hub cache ($TORCH_HOME/hub/checkpoints)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / WEIGHTS_NAME
+
+
+def load_inception(weights: str | None) -> InceptionV3:
+    """pytorch-fid's InceptionV3 up to pool3, from a local `weights` file or else the torch hub cache / download."""
+    block = [InceptionV3.BLOCK_INDEX_BY_DIM[2048]]
+    if weights is not None:
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise LipbenchError(f"metric.fid.weights={weights} is not a file: point it at {WEIGHTS_NAME}")
+        # pytorch-fid only fetches its weights by URL: hand it the local file instead.
+        local = lambda *args, **kwargs: torch.load(path, map_location="cpu")  # noqa: E731
+        with mock.patch.object(pytorch_fid.inception, "load_state_dict_from_url", local):
+            return InceptionV3(block)
+    try:
+        return InceptionV3(block)
+    except OSError:  # URLError, HTTP and socket errors: offline, and nothing in the hub cache
+        raise LipbenchError(f"FID Inception weights are not cached and could not be downloaded: "
+                            f"put {WEIGHTS_NAME} at {hub_weights()} or set metric.fid.weights=PATH") from None
+
+
+class InceptionFeatures:
+    """uint8 images -> pool3 features; grayscale is repeated to RGB, pytorch-fid resizes to 299 and rescales."""
+
+    name = "inception_pool3"
+
+    def __init__(self, weights: str | None, device):
+        self.device = torch.device(device)
+        self.model = load_inception(weights).to(self.device).eval()
+        self.protocol = {"features": "pytorch-fid InceptionV3 pool3 (2048-d)",
+                         "weights": str(weights or hub_weights())}
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """[B, 2048] features of uint8 images [B, C, H, W]."""
+        x = images.float().div(255).expand(-1, 3, -1, -1)  # [0, 1], as pytorch-fid expects; C=1 -> RGB
+        return self.model(x)[0].flatten(1)
+
+
+class FIDEvaluator(FrechetEvaluator):
+    """FID between `num_samples` generated images and min(num_samples, split size) real ones (lower is better)."""
+
+    primary = "fid"
+
+    def __init__(self, dataset, device, seed: int, weights: str | None = None, num_samples: int = 10_000,
+                 batch_size: int = 100, split: str = "train"):
+        super().__init__(dataset, device, seed, InceptionFeatures(weights, device), num_samples, batch_size, split)

@@ -1,0 +1,51 @@
+"""A tiny stand-in for lipbench's ImageDataset interface (sklearn's bundled 8x8 digits), for metric tests."""
+from pathlib import Path
+
+import torch
+from sklearn.datasets import load_digits
+
+
+class DigitsImages:
+    """sklearn digits as uint8 [N, 1, 8, 8]: the first `num_train` images are the train split, the rest test."""
+
+    kind = "image"
+    name = "digits"
+    shape = (1, 8, 8)
+    num_classes = 10
+
+    def __init__(self, cache_dir: Path, num_train: int = 1500, labelled: bool = True):
+        digits = load_digits()
+        images = torch.tensor(digits.images * (255 / 16)).round().to(torch.uint8).unsqueeze(1)
+        labels = torch.tensor(digits.target, dtype=torch.int64)
+        self.splits = {"train": (images[:num_train], labels[:num_train]),
+                       "test": (images[num_train:], labels[num_train:])}
+        self.images = images[:num_train]
+        self.labels = labels[:num_train] if labelled else None
+        self.num_classes = 10 if labelled else None
+        self.cache_dir, self.device = Path(cache_dir), torch.device("cpu")
+
+    def sample(self, n: int, generator=None) -> torch.Tensor:
+        """n random train images as floats in [-1, 1]."""
+        return self.images[torch.randint(len(self.images), (n,), generator=generator)].float() / 127.5 - 1
+
+    def split(self, name: str):
+        """(uint8 images, labels or None) of the split."""
+        images, labels = self.splits[name]
+        return images, labels if self.labels is not None else None
+
+    def default_metric(self, device) -> str:
+        """FID on CUDA, else the classifier FD when labels exist."""
+        return "fid" if torch.device(device).type == "cuda" or self.labels is None else "fd_classifier"
+
+
+class TinyGenerator(torch.nn.Module):
+    """z -> tanh images of the given shape: the minimal generator the evaluators need."""
+
+    def __init__(self, shape, latent_dim: int = 8):
+        super().__init__()
+        self.shape, self.latent_dim = tuple(shape), latent_dim
+        self.net = torch.nn.Linear(latent_dim, int(torch.tensor(shape).prod()))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Images in [-1, 1]."""
+        return torch.tanh(self.net(z)).view(len(z), *self.shape)

@@ -1,0 +1,73 @@
+"""FID through the real pytorch-fid code and weights: distances, the reference cache, offline errors, the evaluator."""
+import urllib.error
+
+import pytest
+import torch
+from PIL import Image
+
+from lipbench import LipbenchError
+from lipbench.metrics import build_metric
+from lipbench.metrics.fid import InceptionFeatures, hub_weights
+from lipbench.metrics.frechet import frechet_distance, reference_statistics, statistics
+from tests.image_standin import DigitsImages, TinyGenerator
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+# Inception runs at 299x299 whatever the input: a few images per set keep this file fast on CPU.
+N = 10
+
+
+@pytest.fixture
+def weights(shared):
+    """The shared FID Inception weights file."""
+    path = shared / "weights" / "pt_inception-2015-12-05-6726825d.pth"
+    if not path.exists():
+        pytest.skip(f"{path} not found")
+    return path
+
+
+def test_cached_reference_and_self_distance(tmp_path, weights):
+    """The reference stats are computed once, then loaded; a set against itself is ~0 (each 2048-d FD costs ~20 s)."""
+    dataset = DigitsImages(tmp_path, num_train=1797 - N)  # the test split is exactly N images
+    inception = InceptionFeatures(weights, "cpu")
+    reference, computed = reference_statistics(dataset, "test", N, inception, batch_size=4)
+    again, computed_again = reference_statistics(dataset, "test", N, inception, batch_size=4)
+    assert computed and not computed_again
+    assert (again.mu == reference.mu).all() and (again.sigma == reference.sigma).all()
+    # The same images in another order and batching: the cached reference and a fresh extraction agree.
+    same = statistics(inception, [dataset.split("test")[0].flip(0)])
+    assert frechet_distance(same, reference) == pytest.approx(0, abs=1e-2)
+
+
+def test_missing_weights_offline_is_one_line(tmp_path, monkeypatch):
+    """No local file, an empty hub cache and no network: one line naming the hub path and metric.fid.weights."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("network is unreachable")
+
+    monkeypatch.setattr(torch.hub, "urlopen", offline)  # fake the network only; pytorch-fid and torch.hub run as-is
+    with pytest.raises(LipbenchError) as error:
+        InceptionFeatures(None, "cpu")
+    message = str(error.value)
+    assert "\n" not in message and str(hub_weights()) in message and "metric.fid.weights" in message
+    assert str(tmp_path / "torch") in message
+    with pytest.raises(LipbenchError, match="metric.fid.weights="):
+        InceptionFeatures(tmp_path / "missing.pth", "cpu")
+
+
+def test_fid_evaluator_end_to_end(tmp_path, weights):
+    """build_metric('fid'): a random generator is far from digits; protocol, sample grid, global RNG left alone."""
+    dataset = DigitsImages(tmp_path / "cache", num_train=1797 - N)
+    generator = TinyGenerator(dataset.shape).eval()
+    rng_before = torch.get_rng_state()
+    evaluator = build_metric("fid", dataset, "cpu", seed=3,
+                             fid={"weights": str(weights), "num_samples": N, "batch_size": 4, "split": "test"})
+    scalars, images = evaluator(generator, None, epoch=7, run_dir=tmp_path / "run")
+    assert torch.equal(torch.get_rng_state(), rng_before)
+    assert evaluator.primary == "fid" and 100 < scalars["fid"] < 2000
+    assert scalars["fid_num_generated"] == N and scalars["fid_num_reference"] == N
+    assert evaluator.protocol["fid/weights"] == str(weights) and evaluator.protocol["fid/split"] == "test"
+    assert images["samples"] == tmp_path / "run" / "figures" / "samples_epoch_0007.png"
+    with Image.open(images["samples"]) as grid:
+        assert grid.format == "PNG" and grid.size == (2 + 8 * (8 + 2), 2 + 8 * (8 + 2))  # 8x8 tiles, 2-px padding
