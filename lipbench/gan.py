@@ -97,7 +97,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict:
     start_epoch = state["epoch"] if state else 0
     train_time = state["train_time_s"] if state else 0.0
     config = OmegaConf.to_container(cfg, resolve=True)
-    recorder = Recorder(run_dir, config, overrides, config["logger"]["wandb"], metric.primary,
+    recorder = Recorder(run_dir, config, overrides, config["logger"]["wandb"], metric.primary, metric.protocol,
                         state["recorder"] if state else None)
 
     tc = cfg.train

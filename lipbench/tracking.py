@@ -13,11 +13,12 @@ from lipbench.files import atomic_write, read_jsonl, write_json
 class Recorder:
     """Logs one record per epoch to every sink and keeps summary.json current (status, final and best metric)."""
 
-    def __init__(self, run_dir: Path, config: dict, overrides: list[str], wandb_cfg: dict, primary: str, state=None):
+    def __init__(self, run_dir: Path, config: dict, overrides: list[str], wandb_cfg: dict, primary: str,
+                 protocol: dict, state=None):
         self.run_dir = Path(run_dir)
         self.metrics_path = self.run_dir / "metrics.jsonl"
         self.summary_path = self.run_dir / "summary.json"
-        self.config, self.overrides, self.primary = config, overrides, primary
+        self.config, self.overrides, self.primary, self.protocol = config, overrides, primary, protocol
         self.state = state or {"wandb_id": generate_id(), "best": None, "best_epoch": None, "last": None}
         self.drop_records_after(self.state.get("epoch", 0))
         self.wandb = wandb.init(
@@ -27,7 +28,7 @@ class Recorder:
             job_type=wandb_cfg.get("job_type"),
             tags=list(wandb_cfg.get("tags") or []),
             name=",".join(overrides) or "defaults",
-            config=config,
+            config={**config, "metric_protocol": protocol},
             dir=str(self.run_dir),
             mode=wandb_cfg["mode"],
             id=self.state["wandb_id"],
@@ -65,6 +66,7 @@ class Recorder:
         summary = {
             "status": status,
             "metric": self.primary,
+            "protocol": self.protocol,
             "final_metric": self.state["last"],
             "best_metric": self.state["best"],
             "best_epoch": self.state["best_epoch"],

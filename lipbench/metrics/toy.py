@@ -39,6 +39,8 @@ class Toy2DEvaluator:
     def __init__(self, dataset, device, seed: int, num_samples: int = 2000, plot: bool = True):
         self.dataset, self.device, self.seed = dataset, torch.device(device), seed
         self.num_samples, self.plot = int(num_samples), plot
+        self.protocol = {"w1/num_generated": self.num_samples, "w1/num_reference": self.num_samples,
+                         "w1/solver": "exact, POT ot.emd2 (network simplex), euclidean cost"}
 
     @torch.no_grad()
     def __call__(self, generator, critic, epoch: int, run_dir: Path):
