@@ -29,20 +29,20 @@ def report(runs, out, *args) -> dict[str, dict]:
 
 def test_table_has_a_group_per_method_and_setting_with_counts_and_means(runs, tmp_path, capsys):
     rows = report(runs, tmp_path)
-    assert "sn optim.lr=0.0001" in capsys.readouterr().out
+    assert "sn optim.lr=0.001" in capsys.readouterr().out
     # optim.lr differs across runs, so it is a swept key; the seed is not.
-    assert set(rows) == {"gp optim.lr=0.0001", "sn optim.lr=0.0001", "none optim.lr=10000000000.0"}
+    assert set(rows) == {"gp optim.lr=0.001", "sn optim.lr=0.001", "none optim.lr=10000000000.0"}
     summaries = [read_summary(d) for d in run_dirs(runs)]
     for method in ("gp", "sn"):
-        row = rows[f"{method} optim.lr=0.0001"]
+        row = rows[f"{method} optim.lr=0.001"]
         finals = [s["final_metric"] for s in summaries if s["config"]["method"]["name"] == method]
         assert (row["runs"], row["complete"], row["diverged"], row["final_n"]) == ("3", "3", "0", "3")
         assert float(row["final_mean"]) == pytest.approx(statistics.fmean(finals), rel=1e-9)
         assert float(row["final_std"]) == pytest.approx(statistics.stdev(finals), rel=1e-9)
         assert 0 < float(row["epoch_time_mean"]) and 0 < float(row["grad_norm_interp_mean_mean"])
     # Default threshold: the worst group's final mean, so that group's runs reach it on average.
-    worst = max(float(rows[f"{m} optim.lr=0.0001"]["final_mean"]) for m in ("gp", "sn"))
-    assert float(rows["sn optim.lr=0.0001"]["threshold"]) == pytest.approx(worst, rel=1e-12)
+    worst = max(float(rows[f"{m} optim.lr=0.001"]["final_mean"]) for m in ("gp", "sn"))
+    assert float(rows["sn optim.lr=0.001"]["threshold"]) == pytest.approx(worst, rel=1e-12)
     text = (tmp_path / "report.md").read_text()
     assert "## Claims" in text and "SN ends with a better final metric than GP" in text
     for name in ("metric_vs_epoch", "metric_vs_time", "epoch_time", "grad_norm_hist"):
@@ -63,7 +63,7 @@ def test_a_diverged_run_is_counted_and_listed_not_averaged(runs, tmp_path):
 def test_claim_with_overlapping_spreads_is_inconclusive(runs, tmp_path):
     # Every run is below a huge threshold at its first evaluation: both sides are 1 ± 0 epochs, n = 3.
     rows = report(runs, tmp_path, "--threshold", "1e9")
-    assert rows["sn optim.lr=0.0001"]["epochs_to_threshold_mean"] == "1.0"
+    assert rows["sn optim.lr=0.001"]["epochs_to_threshold_mean"] == "1.0"
     line = next(line for line in (tmp_path / "report.md").read_text().splitlines()
                 if line.startswith("| SN reaches the threshold in fewer epochs than GP"))
     assert line.endswith("| sn: 1 ± 0 (n=3) | gp: 1 ± 0 (n=3) | inconclusive |")

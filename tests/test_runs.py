@@ -13,8 +13,14 @@ METHODS = ["none", "clip", "gp", "gp_relu", "sn", "sn_projection"]
 
 
 def curve(run_dir):
-    """The run's logged values minus wall-clock timings, which legitimately differ between runs."""
-    return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in read_metrics(run_dir)]
+    """The run's logged numbers minus wall-clock timings, which legitimately differ between runs."""
+    return [{k: v for k, v in r.items() if not k.startswith("time/") and not isinstance(v, dict)}
+            for r in read_metrics(run_dir)]
+
+
+def histograms(run_dir):
+    """The run's logged histograms (gradient norms), per epoch."""
+    return [{k: v for k, v in r.items() if isinstance(v, dict)} for r in read_metrics(run_dir)]
 
 
 def test_every_method_in_one_multirun_writes_all_outputs(tmp_path):
@@ -64,6 +70,7 @@ def test_killed_run_resumes_to_the_same_curve(tmp_path):
     assert [r["epoch"] for r in curve(killed_dir)] == list(range(1, 7))
     for resumed, reference in zip(curve(killed_dir), straight):
         assert resumed == pytest.approx(reference, rel=1e-6, abs=1e-9)
+    assert histograms(killed_dir) == histograms(run_dirs(tmp_path / "straight")[0])
 
 
 def test_corrupt_checkpoint_is_an_error_not_a_fresh_start(tmp_path):
