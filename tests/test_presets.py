@@ -7,7 +7,7 @@ from lipbench.cli import CONFIG_DIR
 from tests.conftest import REPO, lipbench, read_summary, run_dirs
 
 PRESETS = ["claim_speed", "claim_convergence", "claim_projection", "claim_one_sided"]
-SCALES = {"cpu": ("toy2d", "mlp"), "gpu": ("cifar10", "dcgan")}
+SCALES = {"cpu": ("toy2d", "mlp"), "digits": ("digits", "dcgan"), "gpu": ("cifar10", "dcgan")}
 SCALE_KEY = "experiment/scale@_global_"
 
 
