@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # pytest-xdist workers: the suite is mostly independent end-to-end runs.
+# Extra arguments for `make bench`, e.g. BENCH_ARGS="--device cuda --fid-weights PATH"
 WORKERS ?= 2
 
 .PHONY: install test test-all bench clean
@@ -24,7 +25,7 @@ test-all: install
 	$(BIN)/pytest -n $(WORKERS) -m "slow or not slow" tests
 
 bench: install
-	$(BIN)/python -m lipbench.bench
+	$(BIN)/python -m lipbench.bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

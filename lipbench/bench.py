@@ -71,6 +71,30 @@ CASES = {
 }
 
 
+@torch.no_grad()
+def bench_fid_features(weights: str | None, device: torch.device, batch_size: int, rounds: int) -> None:
+    """Print images/s of FID feature extraction (pytorch-fid InceptionV3 pool3) on 32x32 RGB uint8 images."""
+    from lipbench import LipbenchError
+    from lipbench.metrics.fid import InceptionFeatures
+
+    try:
+        features = InceptionFeatures(weights, device)
+    except LipbenchError as error:
+        print(f"\nFID features: skipped ({error})")
+        return
+    images = torch.randint(0, 256, (batch_size, 3, 32, 32), dtype=torch.uint8, device=device)
+    features(images)  # warm-up
+    times = []
+    for _ in range(rounds):
+        synchronize(device)
+        start = time.perf_counter()
+        features(images)
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    print(f"\nFID feature extraction on {device}: {batch_size / statistics.median(times):.1f} images/s "
+          f"(batch {batch_size}, median of {rounds})")
+
+
 def main() -> None:
     """Run every benchmark case (or those named) and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -78,12 +102,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="critic steps per round (default: per case)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--fid-weights", default=None, help="pytorch-fid Inception weights (default: torch hub cache)")
     args = parser.parse_args()
     device = resolve_device(args.device)
     for case in args.cases:
         overrides, cpu_steps, gpu_steps = CASES[case]
         steps = args.steps or (gpu_steps if device.type == "cuda" else cpu_steps)
         bench_case(case, overrides, device, steps, args.rounds)
+    bench_fid_features(args.fid_weights, device, 200 if device.type == "cuda" else 20, args.rounds)
 
 
 if __name__ == "__main__":
