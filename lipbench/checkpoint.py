@@ -50,4 +50,5 @@ def restore(path: Path, stateful: dict) -> dict | None:
 
 def save(path: Path, stateful: dict, **progress) -> None:
     """Checkpoint every object's state, the RNG and `progress` (epoch, timings, recorder state)."""
-    save_checkpoint(path, {**progress, "rng": rng_state(), **{name: obj.state_dict() for name, obj in stateful.items()}})
+    states = {name: obj.state_dict() for name, obj in stateful.items()}
+    save_checkpoint(path, {**progress, "rng": rng_state(), **states})

@@ -166,7 +166,7 @@ class Evaluation:
 
 
 def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict:
-    """Train a classifier as `cfg` says, evaluating every `train.eval_every` epochs; returns the final summary fields."""
+    """Train a classifier as `cfg` says, evaluating every train.eval_every epochs; returns the final summary fields."""
     device = start(cfg)
 
     # Build everything from config; bad values are errors before any training happens.
@@ -180,13 +180,13 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict:
                             "e.g. model=classifier_cnn or model=classifier_mlp")
     tc = cfg.train
     images, labels = training_set(dataset, tc.subset)
+    steps = len(images) // tc.batch_size
+    require(steps >= 1, "train.batch_size", tc.batch_size, f"<= {len(images)} (the training images)")
     test_images, test_labels = dataset.split("test")
     test_set = test_images.to(images.device), test_labels.to(images.device)
     evaluate = Evaluation((images, labels), test_set, device, **cfg.eval)
     model = method.wrap(instantiate(cfg.model.classifier, num_classes=dataset.num_classes)).to(device)
     optimizer = instantiate(cfg.optim)(model.parameters())
-    steps = len(images) // tc.batch_size
-    require(steps >= 1, "train.batch_size", tc.batch_size, f"<= {len(images)} (the training images)")
 
     # Resume: a checkpoint in the run dir means this run was started before and is continued, exactly.
     checkpoint_path = run_dir / "checkpoint.pt"

@@ -49,7 +49,8 @@ def build_method(cfg: DictConfig) -> LipschitzMethod:
 def open_recorder(cfg: DictConfig, run_dir: Path, overrides: list[str], primary: str, state: dict | None) -> Recorder:
     """The run's Recorder, continuing the checkpointed one when the run resumes."""
     config = OmegaConf.to_container(cfg, resolve=True)
-    return Recorder(run_dir, config, overrides, config["logger"]["wandb"], primary, state["recorder"] if state else None)
+    previous = state["recorder"] if state else None
+    return Recorder(run_dir, config, overrides, config["logger"]["wandb"], primary, previous)
 
 
 @contextlib.contextmanager
