@@ -12,7 +12,8 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from lipbench.cli import CONFIG_DIR
-from lipbench.gan import critic_step, generator_step, resolve_device, synchronize
+from lipbench.gan import critic_step, generator_step
+from lipbench.training import resolve_device, synchronize
 
 METHODS = ["none", "clip", "gp", "gp_relu", "sn", "sn_projection"]
 

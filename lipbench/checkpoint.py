@@ -35,3 +35,20 @@ def load_checkpoint(path: Path) -> dict:
         raise LipbenchError(
             f"checkpoint {path} is unreadable ({type(error).__name__}): restore it, or delete it to train from scratch"
         ) from error
+
+
+def restore(path: Path, stateful: dict) -> dict | None:
+    """Resume: load every object's state (models, optimizers) and the RNG from `path`; None when there is none."""
+    if not path.exists():
+        return None
+    state = load_checkpoint(path)
+    for name, obj in stateful.items():
+        obj.load_state_dict(state[name])
+    set_rng_state(state["rng"])
+    return state
+
+
+def save(path: Path, stateful: dict, **progress) -> None:
+    """Checkpoint every object's state, the RNG and `progress` (epoch, timings, recorder state)."""
+    states = {name: obj.state_dict() for name, obj in stateful.items()}
+    save_checkpoint(path, {**progress, "rng": rng_state(), **states})

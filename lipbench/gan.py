@@ -5,23 +5,12 @@ from pathlib import Path
 
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from tqdm import tqdm
 
 from lipbench import LipbenchError
-from lipbench.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from lipbench.tracking import Recorder
-
-
-def resolve_device(name: str) -> torch.device:
-    """`auto` picks CUDA when present; `cuda` on a machine without it is an error, not a silent CPU run."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise LipbenchError(f"device={name} but no CUDA device is visible: use device=cpu or device=auto")
-    if name != "cpu" and not name.startswith("cuda"):
-        raise LipbenchError(f"device={name!r} is unknown: use auto, cpu or cuda")
-    return torch.device(name)
+from lipbench.checkpoint import restore, save
+from lipbench.training import build_method, failures_recorded, finish, open_recorder, start, synchronize
 
 
 def autocast(device: torch.device, amp: str):
@@ -57,23 +46,14 @@ def generator_step(critic, generator, loss, opt_g, batch_size, device, amp="none
     return loss_g.detach()
 
 
-def synchronize(device: torch.device) -> None:
-    """Wait for queued GPU work so wall-clock times measure the work, not its launch."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict:
     """Train a GAN as `cfg` says, logging every epoch; returns the final summary fields."""
-    device = resolve_device(cfg.device)
-    torch.manual_seed(cfg.seed)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    device = start(cfg)
 
     # Build everything from config; the method validates its values before any training happens.
     if cfg.train.amp not in ("none", "bf16"):
         raise LipbenchError(f"train.amp={cfg.train.amp} is unknown: use none or bf16")
-    method = instantiate(cfg.method)
+    method = build_method(cfg)
     loss = instantiate(cfg.loss)
     dataset = instantiate(cfg.dataset, device=device, batch_size=cfg.train.batch_size)
     generator = instantiate(cfg.model.generator).to(device)
@@ -87,25 +67,18 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict:
 
     # Resume: a checkpoint in the run dir means this run was started before and is continued, exactly.
     checkpoint_path = run_dir / "checkpoint.pt"
-    state = load_checkpoint(checkpoint_path) if checkpoint_path.exists() else None
-    if state is not None:
-        generator.load_state_dict(state["generator"])
-        critic.load_state_dict(state["critic"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        set_rng_state(state["rng"])
+    stateful = {"generator": generator, "critic": critic, "opt_g": opt_g, "opt_d": opt_d}
+    state = restore(checkpoint_path, stateful)
     start_epoch = state["epoch"] if state else 0
     train_time = state["train_time_s"] if state else 0.0
-    config = OmegaConf.to_container(cfg, resolve=True)
-    recorder = Recorder(run_dir, config, overrides, config["logger"]["wandb"], metric.primary, metric.protocol,
-                        state["recorder"] if state else None)
+    recorder = open_recorder(cfg, run_dir, overrides, metric.primary, metric.protocol, state)
 
     tc = cfg.train
     steps = dataset.steps_per_epoch
     generator_steps = max(steps // tc.n_critic, 1)
-    progress = tqdm(total=tc.epochs * steps, initial=start_epoch * steps, disable=None, desc=method.name)
-    try:
-        status = "complete"
+    status = "complete"
+    with failures_recorded(recorder), tqdm(total=tc.epochs * steps, initial=start_epoch * steps, disable=None,
+                                           desc=method.name) as progress:
         for epoch in range(start_epoch + 1, tc.epochs + 1):
             sums = torch.zeros(4, device=device)  # critic loss, W estimate, penalty, generator loss
             synchronize(device)
@@ -140,18 +113,5 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict:
                 progress.write(f"{method.name}: non-finite loss at epoch {epoch}; run recorded as diverged")
                 break
             recorder.state["epoch"] = epoch
-            save_checkpoint(checkpoint_path, {
-                "epoch": epoch, "train_time_s": train_time, "rng": rng_state(), "recorder": recorder.state,
-                "generator": generator.state_dict(), "critic": critic.state_dict(),
-                "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-            })
-    except BaseException as error:  # a crash or Ctrl-C is recorded, then re-raised
-        recorder.finish("interrupted" if isinstance(error, KeyboardInterrupt) else "failed", error=repr(error))
-        raise
-    finally:
-        progress.close()
-    epochs_done = recorder.state.get("epoch", 0)
-    result = {"epochs_completed": epochs_done, "train_time_s": train_time,
-              "mean_epoch_time_s": train_time / max(epochs_done, 1)}
-    recorder.finish(status, **result)
-    return {"status": status, **result}
+            save(checkpoint_path, stateful, epoch=epoch, train_time_s=train_time, recorder=recorder.state)
+    return finish(recorder, status, train_time)

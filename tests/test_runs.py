@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import FAST, REPO, lipbench, read_metrics, read_summary, run_dirs
 
-METHODS = ["none", "clip", "gp", "gp_relu", "sn", "sn_projection"]
+METHODS = ["none", "clip", "gp", "gp_relu", "sn", "sn_projection", "l2", "spectral_reg"]
 
 
 def curve(run_dir):
@@ -39,6 +39,7 @@ def test_every_method_in_one_multirun_writes_all_outputs(tmp_path):
         assert list(run_dir.glob("figures/epoch_0002.png"))
     penalties = {m: read_metrics(d)[-1]["penalty"] for d, m in zip(sorted(dirs), METHODS)}
     assert penalties["none"] == penalties["sn"] == 0 and penalties["gp"] > 0
+    assert penalties["l2"] > 0 and penalties["spectral_reg"] > 0  # weight penalties work on a critic too
 
 
 def test_killed_run_resumes_to_the_same_curve(tmp_path):

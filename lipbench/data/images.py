@@ -51,6 +51,11 @@ def read_images(paths: list[Path], size: int, channels: int, crop: int | None) -
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
+def to_inputs(images: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels -> floats in [-1, 1], the range every model sees (and a generator's tanh produces)."""
+    return images.float() / 127.5 - 1
+
+
 class ImageDataset:
     """A finite image dataset held as uint8 [N, C, H, W]; an "epoch" is one critic pass over the train split."""
 
@@ -96,8 +101,7 @@ class ImageDataset:
         """`n` random training images in [-1, 1] on self.device; the global RNG unless `generator` is given."""
         rng_device = self.images.device if generator is None else generator.device
         index = torch.randint(len(self.images), (n,), device=rng_device, generator=generator)
-        batch = self.images[index.to(self.images.device)].to(self.device, non_blocking=True)
-        return batch.float() / 127.5 - 1
+        return to_inputs(self.images[index.to(self.images.device)].to(self.device, non_blocking=True))
 
     def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor | None]:
         """uint8 CPU images and labels of the "train" or "test" split, decoded once and then read from the cache."""

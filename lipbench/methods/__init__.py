@@ -3,6 +3,7 @@ from lipbench.methods.base import LipschitzMethod, NoConstraint, constrained_lay
 from lipbench.methods.clip import WeightClipping
 from lipbench.methods.gradient_penalty import GradientPenalty
 from lipbench.methods.spectral import SpectralNormalization, SpectralProjection
+from lipbench.methods.weight_penalty import L2Penalty, SpectralPenalty, WeightPenalty
 
 __all__ = [
     "LipschitzMethod",
@@ -11,5 +12,8 @@ __all__ = [
     "GradientPenalty",
     "SpectralNormalization",
     "SpectralProjection",
+    "WeightPenalty",
+    "L2Penalty",
+    "SpectralPenalty",
     "constrained_layers",
 ]

@@ -22,6 +22,9 @@ def require(condition: bool, key: str, value, rule: str) -> None:
 class LipschitzMethod:
     """Base class: the training loop calls all three hooks for every method; each does nothing by default."""
 
+    # The tasks (task.name) whose loop may use this method; a critic-only method narrows it to ("gan",).
+    tasks = ("gan", "classify")
+
     def __init__(self, name: str):
         self.name = name
 

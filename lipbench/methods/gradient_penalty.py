@@ -1,4 +1,8 @@
-"""`gp` and `gp_relu`: the gradient penalty of WGAN-GP (Gulrajani et al. 2017) and its one-sided variant."""
+"""`gp` and `gp_relu`: the gradient penalty of WGAN-GP (Gulrajani et al. 2017) and its one-sided variant.
+
+For a classifier the "critic" is the per-sample training loss as a function of the input, at the training points
+themselves (real = fake = x), and the target is 0: lambda * ||grad_x loss||^2, an input-gradient penalty.
+"""
 import torch
 from torch import nn
 
@@ -25,17 +29,20 @@ def input_gradient_norm(critic: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 class GradientPenalty(LipschitzMethod):
-    """lambda * E[(||grad D(x_hat)|| - 1)^2] at random interpolates x_hat; one-sided keeps only norms above 1."""
+    """lambda * E[(||grad D(x_hat)|| - target)^2] at random interpolates x_hat; one-sided keeps only norms above it."""
 
-    def __init__(self, name: str = "gp", weight: float = 10.0, one_sided: bool = False):
+    def __init__(self, name: str = "gp", weight: float = 10.0, one_sided: bool = False, target: float = 1.0):
         super().__init__(name)
         require(weight >= 0, "method.weight", weight, ">= 0")
-        self.weight = float(weight)
+        require(target >= 0, "method.target", target, ">= 0")
+        self.weight, self.target = float(weight), float(target)
         self.one_sided = bool(one_sided)
+        if self.one_sided:  # a one-sided bound on a critic's slope; a loss's input gradient has no such target
+            self.tasks = ("gan",)
 
     def penalty(self, critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """The penalty at one interpolate per real/fake pair."""
-        excess = input_gradient_norm(critic, interpolate(real, fake.detach())) - 1
+        excess = input_gradient_norm(critic, interpolate(real, fake.detach())) - self.target
         if self.one_sided:
             excess = excess.clamp(min=0)
         return self.weight * excess.pow(2).mean()

@@ -14,6 +14,14 @@ def weight_matrix(layer: nn.Module, weight: torch.Tensor) -> torch.Tensor:
     return weight.flatten(1)
 
 
+def power_iteration(matrix: torch.Tensor, u: torch.Tensor, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`steps` power iterations from `u`: unit (u, v) with u @ matrix @ v approaching the largest singular value."""
+    for _ in range(steps):
+        v = F.normalize(matrix.t() @ u, dim=0)
+        u = F.normalize(matrix @ v, dim=0)
+    return u, v
+
+
 class SpectralNormalization(LipschitzMethod):
     """W/sigma(W) with sigma from power iteration on a persistent u; gradients flow through sigma.
 
@@ -51,8 +59,6 @@ class SpectralProjection(LipschitzMethod):
         """Divide each weight by its power-iteration estimate of sigma."""
         for layer in constrained_layers(module):
             matrix = weight_matrix(layer, layer.weight)
-            u = torch.ones(matrix.shape[0], device=matrix.device, dtype=matrix.dtype)
-            for _ in range(self.power_iterations):
-                v = F.normalize(matrix.t() @ u, dim=0)
-                u = F.normalize(matrix @ v, dim=0)
+            ones = torch.ones(matrix.shape[0], device=matrix.device, dtype=matrix.dtype)
+            u, v = power_iteration(matrix, ones, self.power_iterations)
             layer.weight.div_(u @ matrix @ v)
