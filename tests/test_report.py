@@ -4,7 +4,8 @@ import statistics
 
 import pytest
 
-from lipbench.report import Spread, main, verdict
+from lipbench.report import main
+from lipbench.report.runs import Spread, verdict
 from tests.conftest import FAST, lipbench, read_summary, run_dirs
 
 SMALL = ["model.critic.hidden=64", "model.generator.hidden=64", "logger.wandb.mode=disabled", "train.eval_every=1"]

@@ -1,0 +1,4 @@
+"""`python -m lipbench.report` is the `lipbench-report` command."""
+from lipbench.report import main
+
+main()
