@@ -18,13 +18,14 @@ from tqdm import tqdm
 
 from lipbench import LipbenchError
 from lipbench.attacks import fgsm_l2, pgd_l2
-from lipbench.checkpoint import restore, save
+from lipbench.checkpoint import restore
 from lipbench.data.images import to_inputs
 from lipbench.methods import constrained_layers
 from lipbench.methods.base import require
 from lipbench.methods.gradient_penalty import input_gradient_norm
 from lipbench.methods.spectral import weight_matrix
-from lipbench.training import build_method, failures_recorded, finish, open_recorder, start, synchronize
+from lipbench.training import (build_method, end_epoch, failures_recorded, finish, open_recorder, start,
+                               synchronize)
 
 # The headline metric, logged as eval/test_error: lower is better, as for every quality metric in lipbench.
 PRIMARY = "test_error"
@@ -226,10 +227,6 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict:
                 scalars.update(evaluate(model))
                 scalars["time/eval_s"] = time.perf_counter() - t0
                 model.train()
-            recorder.log(epoch, scalars, {})
-            if status == "diverged":
-                progress.write(f"{method.name}: non-finite loss at epoch {epoch}; run recorded as diverged")
+            if end_epoch(recorder, progress, epoch, scalars, {}, status, checkpoint_path, stateful, train_time):
                 break
-            recorder.state["epoch"] = epoch
-            save(checkpoint_path, stateful, epoch=epoch, train_time_s=train_time, recorder=recorder.state)
     return finish(recorder, status, train_time)

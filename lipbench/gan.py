@@ -9,8 +9,9 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from lipbench import LipbenchError
-from lipbench.checkpoint import restore, save
-from lipbench.training import build_method, failures_recorded, finish, open_recorder, start, synchronize
+from lipbench.checkpoint import restore
+from lipbench.training import (build_method, end_epoch, failures_recorded, finish, open_recorder, start,
+                               synchronize)
 
 
 def autocast(device: torch.device, amp: str):
@@ -108,10 +109,6 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict:
                 scalars.update(diagnostics(critic, generator, dataset, epoch))
                 generator.train(), critic.train()
                 scalars.update({f"eval/{k}": v for k, v in values.items()})
-            recorder.log(epoch, scalars, images)
-            if status == "diverged":
-                progress.write(f"{method.name}: non-finite loss at epoch {epoch}; run recorded as diverged")
+            if end_epoch(recorder, progress, epoch, scalars, images, status, checkpoint_path, stateful, train_time):
                 break
-            recorder.state["epoch"] = epoch
-            save(checkpoint_path, stateful, epoch=epoch, train_time_s=train_time, recorder=recorder.state)
     return finish(recorder, status, train_time)

@@ -7,6 +7,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from lipbench import LipbenchError
+from lipbench.checkpoint import save
 from lipbench.methods import LipschitzMethod
 from lipbench.tracking import Recorder
 
@@ -62,6 +63,18 @@ def failures_recorded(recorder: Recorder):
     except BaseException as error:
         recorder.finish("interrupted" if isinstance(error, KeyboardInterrupt) else "failed", error=repr(error))
         raise
+
+
+def end_epoch(recorder: Recorder, progress, epoch: int, scalars: dict, images: dict, status: str,
+              checkpoint_path: Path, stateful: dict, train_time: float) -> bool:
+    """Log the epoch, then checkpoint it; a diverged epoch is logged and announced, and ends training (True)."""
+    recorder.log(epoch, scalars, images)
+    if status == "diverged":
+        progress.write(f"non-finite loss at epoch {epoch}; run recorded as diverged")
+        return True
+    recorder.state["epoch"] = epoch
+    save(checkpoint_path, stateful, epoch=epoch, train_time_s=train_time, recorder=recorder.state)
+    return False
 
 
 def finish(recorder: Recorder, status: str, train_time: float) -> dict:
