@@ -21,3 +21,11 @@ def test_one_epoch_of_sn_and_gp_on_digits_logs_fd_and_sample_grids(tmp_path):
         assert "diag/lipschitz_bound" in record and any(k.startswith("diag/opnorm/") for k in record)
     # The classifier behind the metric is trained once and shared by every run (cached next to the data).
     assert len(list((tmp_path / "data" / "digits").glob("*classifier*.pt"))) == 1
+
+
+def test_bf16_autocast_with_channels_last_trains_and_evaluates(tmp_path):
+    lipbench(tmp_path, "method=gp", "train.amp=bf16", "train.channels_last=true", *SMALL_IMAGE_RUN)
+    (run_dir,) = run_dirs(tmp_path / "runs")
+    record = read_metrics(run_dir)[-1]
+    assert read_summary(run_dir)["status"] == "complete"
+    assert record["penalty"] > 0 and record["eval/fd_classifier"] > 0

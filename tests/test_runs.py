@@ -96,6 +96,7 @@ def test_diverged_run_is_recorded_and_the_sweep_goes_on(tmp_path):
     ("method=clip method.c=0", "method.c"),
     ("method=sn method.power_iterations=0", "method.power_iterations"),
     ("dataset.distribution=moons", "dataset.distribution"),
+    ("train.amp=fp16", "train.amp"),
 ])
 def test_bad_values_fail_before_training_with_one_line(tmp_path, override, key):
     proc = lipbench(tmp_path, *override.split(), check=False)
