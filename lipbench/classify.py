@@ -20,10 +20,10 @@ from lipbench import LipbenchError
 from lipbench.attacks import fgsm_l2, pgd_l2
 from lipbench.checkpoint import restore
 from lipbench.data.images import to_inputs
+from lipbench.diagnostics import layer_key, spectral_norm
 from lipbench.methods import constrained_layers
 from lipbench.methods.base import require
 from lipbench.methods.gradient_penalty import input_gradient_norm
-from lipbench.methods.spectral import weight_matrix
 from lipbench.training import (build_method, end_epoch, failures_recorded, finish, open_recorder, start,
                                synchronize)
 
@@ -119,10 +119,7 @@ def lipschitz_diagnostics(model: nn.Module, x: torch.Tensor, y: torch.Tensor) ->
     """
     values, bound = {}, 1.0
     for index, layer in enumerate(constrained_layers(model)):
-        # torch.nn.utils.parametrize renames the class (Conv2d -> ParametrizedConv2d); keys stay the same under SN.
-        name = type(layer).__name__.removeprefix("Parametrized").lower()
-        sigma = torch.linalg.matrix_norm(weight_matrix(layer, layer.weight.detach()).double(), 2).item()
-        values[f"diag/sigma/{index}_{name}"] = sigma
+        sigma = values[f"diag/sigma/{layer_key(index, layer)}"] = spectral_norm(layer)
         bound *= sigma
     values["diag/lipschitz_bound"] = bound
     norms = torch.cat([input_gradient_norm(LabelledObjective(model, yb, logit_margin), xb).detach()

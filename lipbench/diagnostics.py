@@ -19,6 +19,12 @@ def spectral_norm(layer: nn.Module) -> float:
     return torch.linalg.matrix_norm(weight_matrix(layer, layer.weight.detach()).double(), 2).item()
 
 
+def layer_key(index: int, layer: nn.Module) -> str:
+    """`<index>_<layer type>`; torch.nn.utils.parametrize renames the class (Linear -> ParametrizedLinear), so
+    the keys of an SN run match the others'."""
+    return f"{index}_{type(layer).__name__.removeprefix('Parametrized').lower()}"
+
+
 def operator_norm(layer: nn.Module, input_shape, generator: torch.Generator, tol: float = 1e-7,
                   max_iters: int = 2000) -> float:
     """The layer's true Lipschitz constant on inputs of `input_shape` (no batch dim): power iteration on J^T J.
@@ -70,8 +76,7 @@ def layer_norms(critic: nn.Module, x: torch.Tensor, generator: torch.Generator) 
     shapes = input_shapes(critic, x)
     norms, bound = {}, 1.0
     for index, layer in enumerate(constrained_layers(critic)):
-        # torch.nn.utils.parametrize renames the class (Linear -> ParametrizedLinear); keys stay the same for SN.
-        name = f"{index}_{type(layer).__name__.removeprefix('Parametrized').lower()}"
+        name = layer_key(index, layer)
         norm = norms[f"diag/sigma/{name}"] = spectral_norm(layer)
         if not isinstance(layer, nn.Linear) and layer in shapes:
             norm = norms[f"diag/opnorm/{name}"] = operator_norm(layer, shapes[layer], generator)

@@ -11,6 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lipbench import LipbenchError
+from lipbench.data.images import to_inputs
 from lipbench.files import cached
 from lipbench.metrics.frechet import FrechetEvaluator
 
@@ -39,15 +40,10 @@ class SmallCNN(nn.Module):
         return self.head(self.features(x))
 
 
-def to_float(images: torch.Tensor) -> torch.Tensor:
-    """uint8 images to floats in [-1, 1], the generator's range."""
-    return images.float() / 127.5 - 1
-
-
 @torch.no_grad()
 def accuracy(model: SmallCNN, images: torch.Tensor, labels: torch.Tensor, device, batch_size: int = 1000) -> float:
     """Share of `images` classified as `labels`."""
-    correct = sum(int((model(to_float(x.to(device))).argmax(1).cpu() == y).sum())
+    correct = sum(int((model(to_inputs(x.to(device))).argmax(1).cpu() == y).sum())
                   for x, y in zip(images.split(batch_size), labels.split(batch_size)))
     return correct / len(labels)
 
@@ -62,7 +58,7 @@ def train_classifier(dataset, device, train_steps: int) -> dict:
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         for _ in range(train_steps):
             index = torch.randint(len(images), (TRAIN_BATCH,), device=device)
-            loss = F.cross_entropy(model(to_float(images[index])), labels[index])
+            loss = F.cross_entropy(model(to_inputs(images[index])), labels[index])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -90,7 +86,7 @@ class ClassifierFeatures:
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """[B, 128] features of uint8 images [B, C, H, W]."""
-        return self.model.features(to_float(images))
+        return self.model.features(to_inputs(images))
 
 
 class ClassifierFDEvaluator(FrechetEvaluator):
