@@ -4,49 +4,43 @@ Rounds are interleaved across methods (round-robin) so that background load slow
 round is reported.
 """
 import argparse
+import itertools
 import statistics
 import time
 
 import torch
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 
 from lipbench.cli import CONFIG_DIR
-from lipbench.gan import critic_step, generator_step
-from lipbench.training import resolve_device, synchronize
+from lipbench.gan import GANTraining
+from lipbench.training import build_method, resolve_device, synchronize
 
 METHODS = ["none", "clip", "gp", "gp_relu", "sn", "sn_projection"]
 
 
-def build(overrides: list[str], device: torch.device):
-    """Dataset, models, method, loss and optimizers exactly as `lipbench OVERRIDES` would build them."""
+def stepper(overrides: list[str], device: torch.device):
+    """A function running `steps` training critic steps (with the generator steps n_critic implies), built exactly
+    as `lipbench OVERRIDES` builds its GAN."""
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
     torch.manual_seed(0)
-    method = instantiate(cfg.method)
-    dataset = instantiate(cfg.dataset, device=device, batch_size=cfg.train.batch_size)
-    generator = instantiate(cfg.model.generator).to(device)
-    critic = method.wrap(instantiate(cfg.model.critic)).to(device)
-    opt_d, opt_g = instantiate(cfg.optim)(critic.parameters()), instantiate(cfg.optim)(generator.parameters())
-    return cfg, dataset, generator, critic, method, instantiate(cfg.loss), opt_d, opt_g
-
-
-def stepper(overrides: list[str], device: torch.device):
-    """A function running `steps` training critic steps (with the generator steps n_critic implies)."""
-    cfg, dataset, generator, critic, method, loss, opt_d, opt_g = build(overrides, device)
-    batch, n_critic = cfg.train.batch_size, cfg.train.n_critic
+    critic_steps = forever(GANTraining(cfg, build_method(cfg), device))
 
     def run(steps: int) -> float:
         synchronize(device)
         start = time.perf_counter()
-        for step in range(1, steps + 1):
-            critic_step(critic, generator, method, loss, opt_d, dataset.sample(batch), batch)
-            if step % n_critic == 0:
-                generator_step(critic, generator, loss, opt_g, batch, device)
+        for _ in itertools.islice(critic_steps, steps):
+            pass
         synchronize(device)
         return (time.perf_counter() - start) / steps
 
     return run
+
+
+def forever(training: GANTraining):
+    """Critic steps (with their generator steps) without end, epoch after epoch."""
+    while True:
+        yield from training.epoch()
 
 
 def bench_case(name: str, overrides: list[str], device: torch.device, steps: int, rounds: int) -> None:
@@ -68,7 +62,7 @@ def bench_case(name: str, overrides: list[str], device: torch.device, steps: int
 # Case -> (overrides, critic steps per round on CPU, on GPU). A full-width DCGAN step takes seconds on a CPU.
 CASES = {
     "toy2d-mlp": (["dataset=toy2d", "model=mlp"], 100, 200),
-    "dcgan32": (["dataset=digits", "dataset.size=32", "model=dcgan", "train.batch_size=64"], 3, 50),
+    "dcgan32": (["dataset=digits", "dataset.image_size=32", "model=dcgan", "train.batch_size=64"], 3, 50),
 }
 
 

@@ -1,4 +1,4 @@
-"""The `lipbench` command: a Hydra app whose `task` config names the training loop to run."""
+"""The `lipbench` command: a Hydra app that trains the task its config names in the one epoch loop."""
 import re
 import sys
 from datetime import datetime
@@ -6,17 +6,14 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 
 from lipbench import LipbenchError
 from lipbench.files import read_json_or_none
+from lipbench.training import train
 
 # The configs live at the top of the repo (conf/), beside the package; an absolute path works from any cwd.
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
-
-# Overrides that change where or how a run is logged, not what it computes: kept out of run names and dirs.
-BOOKKEEPING_KEYS = ("train.resume", "logger.wandb.mode", "device")
 
 
 def safe_name(override_dirname: str) -> str:
@@ -56,9 +53,12 @@ def user_error(error: BaseException) -> LipbenchError | None:
 def main(cfg: DictConfig):
     """Run the configured task in Hydra's run dir; bad input ends the job with one line naming what to fix."""
     hydra_cfg = HydraConfig.get()
-    overrides = [o for o in hydra_cfg.overrides.task if not o.lstrip("+~").startswith(BOOKKEEPING_KEYS)]
+    # Overrides that change where or how a run is logged, not what it computes (conf/config.yaml names them once):
+    # kept out of the run's name and dir, and out of the overrides it records.
+    bookkeeping = tuple(hydra_cfg.job.config.override_dirname.exclude_keys)
+    overrides = [o for o in hydra_cfg.overrides.task if o.lstrip("+~").split("=", 1)[0] not in bookkeeping]
     try:
-        return get_method(cfg.task.loop)(cfg, Path(hydra_cfg.runtime.output_dir), overrides)
+        return train(cfg, Path(hydra_cfg.runtime.output_dir), overrides)
     except Exception as error:
         found = user_error(error)
         if found is None:

@@ -1,4 +1,10 @@
-"""Lipschitz diagnostics of the critic: the norm each layer is left with, their product, and the critic's real slopes.
+"""Lipschitz diagnostics of a critic or a classifier: the norm each layer is left with, their product, and the
+network's real slopes. Every key means the same for both tasks:
+
+- `diag/sigma/<layer>`: exact sigma of the layer's weight as an (out, -1) matrix (what SN divides by);
+- `diag/opnorm/<layer>`: a convolution's true operator norm at its real input size;
+- `diag/lipschitz_bound`: the product of the layers' operator norms (sigma for a linear layer);
+- `diag/grad_norm/...` (critic) and `diag/margin_grad_...` (classifier): input-gradient norms at data points.
 
 Everything here runs in eval mode on its own RNG and differentiates w.r.t. inputs only, so a run logs the same
 losses with diagnostics on or off: SN's u does not advance, no parameter gets a .grad, the global RNG is untouched.
@@ -8,21 +14,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lipbench.methods import constrained_layers
-from lipbench.methods.base import require
-from lipbench.methods.gradient_penalty import input_gradient_norm
-from lipbench.methods.spectral import weight_matrix
-
-
-def spectral_norm(layer: nn.Module) -> float:
-    """Exact largest singular value of the layer's weight as an (out, -1) matrix: what SN and sn_projection bound."""
-    return torch.linalg.matrix_norm(weight_matrix(layer, layer.weight.detach()).double(), 2).item()
-
-
-def layer_key(index: int, layer: nn.Module) -> str:
-    """`<index>_<layer type>`; torch.nn.utils.parametrize renames the class (Linear -> ParametrizedLinear), so
-    the keys of an SN run match the others'."""
-    return f"{index}_{type(layer).__name__.removeprefix('Parametrized').lower()}"
+from lipbench import require
+from lipbench.layers import (
+    constrained_layers,
+    input_gradient_norm,
+    layer_key,
+    spectral_norm,
+)
+from lipbench.models.classifier import LabelledObjective, logit_margin
 
 
 def operator_norm(layer: nn.Module, input_shape, generator: torch.Generator, tol: float = 1e-7,
@@ -92,7 +91,7 @@ def histogram(values: torch.Tensor, bins: int) -> dict[str, list]:
 
 
 class Diagnostics:
-    """All diagnostics as `diag/...` keys: layer norms, and ||grad_x D|| at real, generated and interpolated points."""
+    """All diagnostics as `diag/...` keys: layer norms, and input-gradient norms at data points."""
 
     def __init__(self, seed: int, enabled: bool = True, num_samples: int = 256, histogram_bins: int = 30):
         require(num_samples >= 1, "diagnostics.num_samples", num_samples, ">= 1")
@@ -100,8 +99,8 @@ class Diagnostics:
         self.seed, self.enabled = seed, bool(enabled)
         self.num_samples, self.histogram_bins = int(num_samples), int(histogram_bins)
 
-    def __call__(self, critic: nn.Module, generator: nn.Module, dataset, epoch: int) -> dict:
-        """The epoch's diagnostics ({} when disabled); call with both networks in eval mode.
+    def for_critic(self, critic: nn.Module, generator: nn.Module, dataset, epoch: int) -> dict:
+        """The epoch's diagnostics of a GAN critic ({} when disabled); call with both networks in eval mode.
 
         Samples, latents and interpolation weights come from a generator seeded by (seed, epoch), never from the
         global RNG that training draws from.
@@ -123,4 +122,21 @@ class Diagnostics:
             values[f"diag/grad_norm/{kind}/mean"] = norms.mean().item()
             values[f"diag/grad_norm/{kind}/max"] = norms.max().item()
             values[f"diag/grad_norm/{kind}/hist"] = histogram(norms, self.histogram_bins)
+        return values
+
+    def for_classifier(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, epoch: int,
+                       batch_size: int = 500) -> dict:
+        """The epoch's diagnostics of a classifier at the points (x, y) ({} when disabled), in eval mode.
+
+        The slope measured is that of the logit margin (true class minus the best other), which decides robustness:
+        a margin is the difference of two logits, so its slope is at most sqrt(2) times the network's bound.
+        """
+        if not self.enabled:
+            return {}
+        values = layer_norms(model, x, torch.Generator().manual_seed(self.seed * 1_000_003 + epoch))
+        with torch.enable_grad():
+            norms = torch.cat([input_gradient_norm(LabelledObjective(model, yb, logit_margin), xb).detach()
+                               for xb, yb in zip(x.split(batch_size), y.split(batch_size))])
+        values["diag/margin_grad_mean"] = norms.mean().item()
+        values["diag/margin_grad_max"] = norms.max().item()
         return values

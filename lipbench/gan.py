@@ -1,17 +1,13 @@
-"""The GAN training loop: the same critic/generator schedule for every Lipschitz method, loss and dataset."""
-import math
-import time
+"""The GAN task: the same critic/generator step for every Lipschitz method, loss and dataset, and its evaluation."""
 from pathlib import Path
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig
-from tqdm import tqdm
 
 from lipbench import LipbenchError
-from lipbench.checkpoint import restore
-from lipbench.training import (build_method, end_epoch, failures_recorded, finish, open_recorder, start,
-                               synchronize)
+from lipbench.config import build
+from lipbench.methods import LipschitzMethod
+from lipbench.metrics import build_metric
 
 
 def autocast(device: torch.device, amp: str):
@@ -47,68 +43,55 @@ def generator_step(critic, generator, loss, opt_g, batch_size, device, amp="none
     return loss_g.detach()
 
 
-def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict:
-    """Train a GAN as `cfg` says, logging every epoch; returns the final summary fields."""
-    device = start(cfg)
+class GANTraining:
+    """Data, generator, method-wrapped critic, loss and optimizers, built from config; `epoch()` trains them.
 
-    # Build everything from config; the method validates its values before any training happens.
-    if cfg.train.amp not in ("none", "bf16"):
-        raise LipbenchError(f"train.amp={cfg.train.amp} is unknown: use none or bf16")
-    method = build_method(cfg)
-    loss = instantiate(cfg.loss)
-    dataset = instantiate(cfg.dataset, device=device, batch_size=cfg.train.batch_size)
-    generator = instantiate(cfg.model.generator).to(device)
-    critic = method.wrap(instantiate(cfg.model.critic)).to(device)
-    if cfg.train.channels_last:  # NHWC convolutions are faster on tensor-core GPUs
-        generator, critic = generator.to(memory_format=torch.channels_last), critic.to(memory_format=torch.channels_last)
-    opt_g = instantiate(cfg.optim)(generator.parameters())
-    opt_d = instantiate(cfg.optim)(critic.parameters())
-    metric = instantiate(cfg.metric, dataset=dataset, device=device, seed=cfg.seed)
-    diagnostics = instantiate(cfg.diagnostics, seed=cfg.seed)
+    `make bench` times exactly this, so its steps are the ones a run takes.
+    """
 
-    # Resume: a checkpoint in the run dir means this run was started before and is continued, exactly.
-    checkpoint_path = run_dir / "checkpoint.pt"
-    stateful = {"generator": generator, "critic": critic, "opt_g": opt_g, "opt_d": opt_d}
-    state = restore(checkpoint_path, stateful)
-    start_epoch = state["epoch"] if state else 0
-    train_time = state["train_time_s"] if state else 0.0
-    recorder = open_recorder(cfg, run_dir, overrides, metric.primary, metric.protocol, state)
+    def __init__(self, cfg: DictConfig, method: LipschitzMethod, device: torch.device):
+        if cfg.train.amp not in ("none", "bf16"):
+            raise LipbenchError(f"train.amp={cfg.train.amp} is unknown: use none or bf16")
+        self.method, self.device, self.train_cfg = method, device, cfg.train
+        self.loss = build(cfg, "loss")
+        self.dataset = build(cfg, "dataset", device=device)
+        self.generator = build(cfg, "model.generator").to(device)
+        self.critic = method.wrap(build(cfg, "model.critic")).to(device)
+        if cfg.train.channels_last:  # NHWC convolutions are faster on tensor-core GPUs
+            self.generator = self.generator.to(memory_format=torch.channels_last)
+            self.critic = self.critic.to(memory_format=torch.channels_last)
+        self.opt_g = build(cfg, "optim")(self.generator.parameters())
+        self.opt_d = build(cfg, "optim")(self.critic.parameters())
+        self.stateful = {"generator": self.generator, "critic": self.critic, "opt_g": self.opt_g, "opt_d": self.opt_d}
+        self.networks = [self.generator, self.critic]
+        self.steps_per_epoch = self.dataset.steps_per_epoch(cfg.train.batch_size)
 
-    tc = cfg.train
-    steps = dataset.steps_per_epoch
-    generator_steps = max(steps // tc.n_critic, 1)
-    status = "complete"
-    with failures_recorded(recorder), tqdm(total=tc.epochs * steps, initial=start_epoch * steps, disable=None,
-                                           desc=method.name) as progress:
-        for epoch in range(start_epoch + 1, tc.epochs + 1):
-            sums = torch.zeros(4, device=device)  # critic loss, W estimate, penalty, generator loss
-            synchronize(device)
-            t0 = time.perf_counter()
-            for step in range(1, steps + 1):
-                real = dataset.sample(tc.batch_size)
-                sums[:3] += torch.stack(critic_step(critic, generator, method, loss, opt_d, real, tc.batch_size, tc.amp))
-                if step % tc.n_critic == 0:
-                    sums[3] += generator_step(critic, generator, loss, opt_g, tc.batch_size, device, tc.amp)
-                progress.update()
-            synchronize(device)
-            epoch_time = time.perf_counter() - t0
-            train_time += epoch_time
+    def epoch(self):
+        """`steps_per_epoch` critic steps, with a generator step after every `train.n_critic` of them."""
+        tc = self.train_cfg
+        for step in range(1, self.steps_per_epoch + 1):
+            real = self.dataset.sample(tc.batch_size)
+            loss_d, w_estimate, penalty = critic_step(self.critic, self.generator, self.method, self.loss, self.opt_d,
+                                                      real, tc.batch_size, tc.amp)
+            scalars = {"loss/critic": loss_d, "wasserstein_estimate": w_estimate, "penalty": penalty}
+            if step % tc.n_critic == 0:
+                scalars["loss/generator"] = generator_step(self.critic, self.generator, self.loss, self.opt_g,
+                                                           tc.batch_size, self.device, tc.amp)
+            yield scalars
 
-            # One host sync per epoch: the sums stay on the device during the epoch.
-            loss_d, w_est, pen, loss_g = (sums / sums.new_tensor([steps, steps, steps, generator_steps])).tolist()
-            scalars = {
-                "loss/critic": loss_d, "loss/generator": loss_g, "wasserstein_estimate": w_est, "penalty": pen,
-                "time/epoch_s": epoch_time, "time/steps_per_s": steps / epoch_time, "time/train_s": train_time,
-            }
-            images = {}
-            if not all(math.isfinite(v) for v in (loss_d, loss_g, w_est, pen)):
-                status = "diverged"
-            elif epoch % tc.eval_every == 0 or epoch == tc.epochs:
-                generator.eval(), critic.eval()  # eval mode: SN's u stays put, so evaluating never alters training
-                values, images = metric(generator, critic, epoch, run_dir)
-                scalars.update(diagnostics(critic, generator, dataset, epoch))
-                generator.train(), critic.train()
-                scalars.update({f"eval/{k}": v for k, v in values.items()})
-            if end_epoch(recorder, progress, epoch, scalars, images, status, checkpoint_path, stateful, train_time):
-                break
-    return finish(recorder, status, train_time)
+
+class GANTask(GANTraining):
+    """GAN training plus its evaluation: the quality metric (W1, FID or classifier FD) and critic diagnostics."""
+
+    def __init__(self, cfg: DictConfig, method: LipschitzMethod, device: torch.device):
+        super().__init__(cfg, method, device)
+        self.metric = build_metric(cfg.metric, self.dataset, device, cfg.seed)
+        self.diagnostics = build(cfg, "diagnostics", seed=cfg.seed)
+        self.primary, self.protocol = self.metric.primary, self.metric.protocol
+
+    def evaluate(self, epoch: int, run_dir: Path) -> tuple[dict, dict]:
+        """The quality metric as eval/<key>, its figures, and the critic's diag/ values."""
+        values, images = self.metric(self.generator, self.critic, epoch, run_dir)
+        scalars = self.diagnostics.for_critic(self.critic, self.generator, self.dataset, epoch)
+        scalars.update({f"eval/{k}": v for k, v in values.items()})
+        return scalars, images

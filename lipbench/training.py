@@ -1,15 +1,39 @@
-"""What every training loop shares: device and seed, the method checked against the task, and the run's record."""
+"""The one epoch loop: it owns the schedule (epochs, timing, evaluation cadence, logging, checkpoints, divergence)
+while a task owns its step and its evaluation, as drqv2's Workspace owns the loop and its agent the update."""
 import contextlib
+import math
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from tqdm import tqdm
 
 from lipbench import LipbenchError
-from lipbench.checkpoint import save
+from lipbench.checkpoint import restore, save
+from lipbench.config import build
 from lipbench.methods import LipschitzMethod
 from lipbench.tracking import Recorder
+
+
+class Task(Protocol):
+    """What a task (`task.build` builds it from the config) brings to the epoch loop."""
+
+    primary: str                   # the quality metric, logged as eval/<primary>; lower is better
+    protocol: dict                 # how that metric is measured, logged beside it
+    stateful: dict                 # name -> object with state_dict/load_state_dict: what a checkpoint holds
+    networks: list[nn.Module]      # put in eval mode while evaluating, so evaluation never alters training
+    steps_per_epoch: int
+
+    def epoch(self) -> Iterator[dict[str, torch.Tensor]]:
+        """Train one epoch, yielding each step's detached scalars (a key may appear only on some steps)."""
+
+    def evaluate(self, epoch: int, run_dir: Path) -> tuple[dict, dict]:
+        """(scalars by full key, figures by name -> PNG path) of the networks as they are now."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -40,19 +64,23 @@ def start(cfg: DictConfig) -> torch.device:
 
 def build_method(cfg: DictConfig) -> LipschitzMethod:
     """The configured method, validated, and refused before any training when it does not apply to the task."""
-    method = instantiate(cfg.method)
+    method = build(cfg, "method")
     if cfg.task.name not in method.tasks:
         raise LipbenchError(f"method={method.name} only applies to task={' or '.join(method.tasks)}, "
                             f"not task={cfg.task.name}: choose another method=...")
     return method
 
 
-def open_recorder(cfg: DictConfig, run_dir: Path, overrides: list[str], primary: str, protocol: dict,
-                  state: dict | None) -> Recorder:
-    """The run's Recorder, continuing the checkpointed one when the run resumes."""
-    config = OmegaConf.to_container(cfg, resolve=True)
-    previous = state["recorder"] if state else None
-    return Recorder(run_dir, config, overrides, config["logger"]["wandb"], primary, protocol, previous)
+@contextlib.contextmanager
+def evaluating(networks: list[nn.Module]):
+    """Eval mode for the block (SN's u stays put, BatchNorm uses its running stats), then training mode again."""
+    for net in networks:
+        net.eval()
+    try:
+        yield
+    finally:
+        for net in networks:
+            net.train()
 
 
 @contextlib.contextmanager
@@ -65,16 +93,69 @@ def failures_recorded(recorder: Recorder):
         raise
 
 
-def end_epoch(recorder: Recorder, progress, epoch: int, scalars: dict, images: dict, status: str,
-              checkpoint_path: Path, stateful: dict, train_time: float) -> bool:
-    """Log the epoch, then checkpoint it; a diverged epoch is logged and announced, and ends training (True)."""
-    recorder.log(epoch, scalars, images)
-    if status == "diverged":
-        progress.write(f"non-finite loss at epoch {epoch}; run recorded as diverged")
-        return True
-    recorder.state["epoch"] = epoch
-    save(checkpoint_path, stateful, epoch=epoch, train_time_s=train_time, recorder=recorder.state)
-    return False
+def epoch_means(steps: Iterator[dict[str, torch.Tensor]], progress: tqdm) -> dict[str, float]:
+    """Run the epoch's steps; the mean of every scalar over the steps that yielded it.
+
+    Sums stay on the device during the epoch and are read once at its end: one host sync per epoch.
+    """
+    sums, counts = {}, {}
+    for scalars in steps:
+        for key, value in scalars.items():
+            sums[key] = sums[key] + value if key in sums else value.float()
+            counts[key] = counts.get(key, 0) + 1
+        progress.update()
+    if not sums:
+        return {}
+    means = torch.stack([sums[key] / counts[key] for key in sums]).tolist()
+    return dict(zip(sums, means))
+
+
+def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict:
+    """Train the configured task epoch by epoch, logging every epoch; returns the final summary fields."""
+    device = start(cfg)
+    # Build everything from config first: bad values are errors before any training happens.
+    method = build_method(cfg)
+    task: Task = get_method(cfg.task.build)(cfg, method, device)
+
+    # Resume: a checkpoint in the run dir means this run was started before and is continued, exactly.
+    checkpoint_path = run_dir / "checkpoint.pt"
+    state = restore(checkpoint_path, task.stateful)
+    start_epoch = state["epoch"] if state else 0
+    train_time = state["train_time_s"] if state else 0.0
+    config = OmegaConf.to_container(cfg, resolve=True)
+    recorder = Recorder(run_dir, config, overrides, config["logger"]["wandb"], task.primary, task.protocol,
+                        state["recorder"] if state else None)
+
+    tc, steps = cfg.train, task.steps_per_epoch
+    status = "complete"
+    with failures_recorded(recorder), tqdm(total=tc.epochs * steps, initial=start_epoch * steps, disable=None,
+                                           desc=method.name) as progress:
+        for epoch in range(start_epoch + 1, tc.epochs + 1):
+            synchronize(device)
+            t0 = time.perf_counter()
+            scalars = epoch_means(task.epoch(), progress)
+            synchronize(device)
+            epoch_time = time.perf_counter() - t0
+            train_time += epoch_time
+            finite = all(math.isfinite(v) for v in scalars.values())
+            scalars.update({"time/epoch_s": epoch_time, "time/steps_per_s": steps / epoch_time,
+                            "time/train_s": train_time})
+            images = {}
+            if not finite:
+                status = "diverged"
+            elif epoch % tc.eval_every == 0 or epoch == tc.epochs:
+                t0 = time.perf_counter()
+                with evaluating(task.networks):
+                    values, images = task.evaluate(epoch, run_dir)
+                scalars.update(values)
+                scalars["time/eval_s"] = time.perf_counter() - t0
+            recorder.log(epoch, scalars, images)
+            if status == "diverged":
+                progress.write(f"non-finite loss at epoch {epoch}; run recorded as diverged")
+                break
+            recorder.state["epoch"] = epoch
+            save(checkpoint_path, task.stateful, epoch=epoch, train_time_s=train_time, recorder=recorder.state)
+    return finish(recorder, status, train_time)
 
 
 def finish(recorder: Recorder, status: str, train_time: float) -> dict:

@@ -7,10 +7,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
 from threadpoolctl import threadpool_limits
+
+from lipbench.cli import (
+    CONFIG_DIR,  # importing the CLI also registers the config's resolvers
+)
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 # Small enough for CI on 2 cores, large enough to exercise every hook many times.
 FAST = ["train.epochs=2", "dataset.steps_per_epoch=20", "train.batch_size=64", "metric.w1.num_samples=200"]
@@ -28,6 +34,12 @@ def lipbench(cwd: Path, *overrides: str, check: bool = True, timeout: int = 600)
     return proc
 
 
+def composed(*overrides: str, hydra: bool = False):
+    """The config `lipbench OVERRIDES...` would run with (and Hydra's own node when `hydra`)."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose("config", overrides=list(overrides), return_hydra_config=hydra)
+
+
 def run_dirs(root: Path) -> list[Path]:
     """Every run dir (one holding summary.json) under `root`, sorted."""
     return sorted(p.parent for p in Path(root).rglob("summary.json"))
@@ -41,6 +53,12 @@ def read_metrics(run_dir: Path) -> list[dict]:
 def read_summary(run_dir: Path) -> dict:
     """The run's summary.json."""
     return json.loads((run_dir / "summary.json").read_text())
+
+
+def curve(run_dir: Path) -> list[dict]:
+    """The run's logged numbers minus wall-clock timings, which legitimately differ between runs, and histograms."""
+    return [{k: v for k, v in r.items() if not k.startswith("time/") and not isinstance(v, dict)}
+            for r in read_metrics(run_dir)]
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""A tiny stand-in for lipbench's ImageDataset interface (sklearn's bundled 8x8 digits), for metric tests."""
+"""A tiny stand-in for lipbench's image dataset interface (`lipbench.data.ImageSource`): sklearn's bundled 8x8 digits
+as they are, with a train split as small as a test needs, so that Inception runs on a few images."""
 from pathlib import Path
 
 import torch
@@ -8,7 +9,6 @@ from sklearn.datasets import load_digits
 class DigitsImages:
     """sklearn digits as uint8 [N, 1, 8, 8]: the first `num_train` images are the train split, the rest test."""
 
-    kind = "image"
     name = "digits"
     shape = (1, 8, 8)
     num_classes = 10
@@ -27,6 +27,10 @@ class DigitsImages:
     def sample(self, n: int, generator=None) -> torch.Tensor:
         """n random train images as floats in [-1, 1]."""
         return self.images[torch.randint(len(self.images), (n,), generator=generator)].float() / 127.5 - 1
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        """One pass over the train split."""
+        return max(len(self.images) // batch_size, 1)
 
     def split(self, name: str):
         """(uint8 images, labels or None) of the split."""

@@ -2,18 +2,18 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_dir
 from torch import nn
 
-import lipbench.cli  # noqa: F401  (registers the run-dir resolvers the config uses)
 from lipbench import LipbenchError
 from lipbench.attacks import MODEL_UNITS_PER_PIXEL, fgsm_l2, pgd_l2
-from lipbench.classify import lipschitz_diagnostics, logit_margin
 from lipbench.data.images import ImageDataset, to_inputs
-from lipbench.methods import GradientPenalty, L2Penalty, SpectralPenalty, constrained_layers
+from lipbench.diagnostics import Diagnostics
+from lipbench.layers import constrained_layers
+from lipbench.methods import GradientPenalty, L2Penalty, SpectralPenalty
 from lipbench.methods.weight_penalty import U_BUFFER
-from lipbench.models.classifier import CNNClassifier, MLPClassifier
+from lipbench.models.classifier import CNNClassifier, MLPClassifier, logit_margin
 from lipbench.training import build_method
+from tests.conftest import composed
 
 
 def exact_sigma(layer: nn.Module) -> float:
@@ -89,12 +89,6 @@ def test_gp_with_target_zero_is_lambda_times_squared_input_gradient():
                                                                                           rel=1e-5)
     assert GradientPenalty(weight=2).penalty(scores, x, x).item() == pytest.approx(2 * (w.norm().item() - 1) ** 2,
                                                                                    rel=1e-5)
-
-
-def composed(*overrides: str):
-    """The config `lipbench OVERRIDES` would run."""
-    with initialize_config_dir(config_dir=lipbench.cli.CONFIG_DIR, version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
 
 
 def test_the_task_sets_the_gradient_penalty_target():
@@ -180,7 +174,7 @@ def test_logit_margin_is_true_minus_best_other():
 
 def test_diagnostics_report_exact_sigmas_and_a_bound_on_the_margin_gradient(trained):
     model, x, y = trained
-    values = lipschitz_diagnostics(model, x, y)
+    values = Diagnostics(seed=0).for_classifier(model, x, y, epoch=1)
     layers = constrained_layers(model)
     sigmas = [values[f"diag/sigma/{i}_linear"] for i in range(len(layers))]
     assert sigmas == pytest.approx([exact_sigma(layer) for layer in layers], rel=1e-6)
@@ -203,8 +197,7 @@ def test_cnn_refuses_sizes_its_stages_cannot_halve():
 
 
 def test_generalization_preset_sweeps_each_method_at_its_own_strengths():
-    with initialize_config_dir(config_dir=lipbench.cli.CONFIG_DIR, version_base="1.3"):
-        preset = compose(config_name="config", overrides=["+experiment=claim_generalization"], return_hydra_config=True)
+    preset = composed("+experiment=claim_generalization", hydra=True)
     arms = preset.hydra.sweeper.params.method.split(",")
     assert arms[:2] == ["none", "sn"] and preset.hydra.sweeper.params.seed == "0,1,2"
     methods = [composed("+experiment=claim_generalization", f"method={arm}") for arm in arms]

@@ -3,24 +3,20 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-import lipbench.cli  # noqa: F401  (registers the run-dir resolvers the config uses)
+from lipbench import LipbenchError
+from lipbench.config import build
+from lipbench.data import Dataset
 from lipbench.losses import GANLoss
+from tests.conftest import CONFIG_DIR, composed
 
-CONF = Path(lipbench.cli.CONFIG_DIR)
+CONF = Path(CONFIG_DIR)
 
 
 def options(group: str) -> list[str]:
     """The option names of a config group."""
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
-
-
-def composed(*overrides: str):
-    """The full config for `overrides`, as `lipbench OVERRIDES` would see it."""
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
 
 
 @pytest.mark.parametrize("name", options("method"))
@@ -49,18 +45,42 @@ def test_every_optimizer_instantiates(name):
 @pytest.mark.parametrize("distribution", ["8gaussians", "25gaussians", "swissroll", "ring"])
 def test_toy_datasets_and_mlp_models_instantiate(distribution):
     cfg = composed(f"dataset.distribution={distribution}")
-    dataset = instantiate(cfg.dataset, device="cpu", batch_size=cfg.train.batch_size)
+    dataset = build(cfg, "dataset", device="cpu")
     generator, critic = instantiate(cfg.model.generator), instantiate(cfg.model.critic)
     batch = dataset.sample(32)
+    assert isinstance(dataset, Dataset) and dataset.steps_per_epoch(cfg.train.batch_size) == 500
     assert batch.shape == (32, 2) and torch.isfinite(batch).all()
     assert generator(torch.randn(32, generator.latent_dim)).shape == (32, 2)
     assert critic(batch).shape == (32,)
 
 
 @pytest.mark.parametrize("name", options("metric"))
-def test_every_metric_config_composes(name):
+def test_every_metric_config_composes_with_its_settings_under_its_own_key(name):
     cfg = composed(f"metric={name}")
     assert cfg.metric.name == name
+    expected = {"w1", "fid", "fd_classifier"} if name == "auto" else {name}
+    assert set(cfg.metric) - {"name"} == expected
+
+
+@pytest.mark.parametrize("overrides, lr, betas", [
+    ([], 1e-3, [0.5, 0.9]),                               # toy2d selects its benchmark's Adam
+    (["dataset=digits", "model=dcgan"], 1e-4, [0.5, 0.9]),  # image GANs: SN setting A
+    (["task=classify"], 1e-3, [0.9, 0.999]),              # the classifier task's own Adam
+    (["optim.lr=5e-4"], 5e-4, [0.5, 0.9]),                # the command line still wins
+])
+def test_the_dataset_or_task_selects_the_optimizer_setting(overrides, lr, betas):
+    optim = composed(*overrides).optim
+    assert (optim.lr, list(optim.betas)) == (lr, betas)
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["+dataset.steps_per_epok=5"], "dataset.steps_per_epok"),
+    (["dataset=digits", "model=dcgan", "+dataset.image_sise=16"], "dataset.image_sise"),
+])
+def test_a_misspelt_dataset_key_is_refused_in_one_line(overrides, key):
+    with pytest.raises(LipbenchError, match=key.replace(".", r"\.")) as error:
+        build(composed(*overrides), "dataset", device="cpu")  # refused before anything is read
+    assert "\n" not in str(error.value) and "fix its spelling" in str(error.value)
 
 
 def test_every_logger_and_train_config_composes():
@@ -73,7 +93,7 @@ def test_mixture_statistics_count_modes():
     from lipbench.data.toy2d import Toy2D
     from lipbench.metrics.toy import mode_statistics
 
-    data = Toy2D("8gaussians")
+    data = Toy2D(distribution="8gaussians")
     stats = mode_statistics(data.sample(2000), data.centers, data.std)
     assert stats["modes_covered"] == 8 and stats["hq_share"] > 0.98
     collapsed = data.centers[0] + data.std * torch.randn(2000, 2)

@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from lipbench.diagnostics import layer_norms, operator_norm, spectral_norm
+from lipbench.diagnostics import layer_norms, operator_norm
+from lipbench.layers import spectral_norm
 from lipbench.methods import SpectralNormalization
 from tests.conftest import FAST, lipbench, read_metrics, read_summary, run_dirs
 

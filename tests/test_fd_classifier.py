@@ -6,6 +6,7 @@ import torch
 from PIL import Image
 
 from lipbench import LipbenchError
+from lipbench.data import ImageSource
 from lipbench.metrics import build_metric
 from lipbench.metrics.classifier import ClassifierFeatures
 from lipbench.metrics.frechet import frechet_distance, reference_statistics, statistics
@@ -14,6 +15,10 @@ from tests.image_standin import DigitsImages, TinyGenerator
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 STEPS = 300  # ~1 s on a CPU core, and > 80% test accuracy on sklearn digits
+
+
+def test_the_standin_follows_the_image_dataset_interface(tmp_path):
+    assert isinstance(DigitsImages(tmp_path), ImageSource)
 
 
 def test_classifier_trains_once_deterministically_and_is_accurate(tmp_path):
@@ -66,7 +71,7 @@ def test_two_racing_jobs_compute_once(tmp_path):
 def test_unlabelled_dataset_is_one_line_error(tmp_path):
     """Without labels there is nothing to train the classifier on: the error points to metric=fid."""
     with pytest.raises(LipbenchError, match="use metric=fid") as error:
-        build_metric("fd_classifier", DigitsImages(tmp_path, labelled=False), "cpu", seed=0)
+        build_metric({"name": "fd_classifier"}, DigitsImages(tmp_path, labelled=False), "cpu", seed=0)
     assert "\n" not in str(error.value)
 
 
@@ -75,8 +80,8 @@ def test_auto_evaluator_end_to_end(tmp_path):
     dataset = DigitsImages(tmp_path / "cache")
     generator = TinyGenerator(dataset.shape).eval()
     rng_before = torch.get_rng_state()
-    evaluator = build_metric("auto", dataset, "cpu", seed=1,
-                             fd_classifier={"num_samples": 200, "batch_size": 64, "train_steps": STEPS})
+    settings = {"num_samples": 200, "batch_size": 64, "train_steps": STEPS}
+    evaluator = build_metric({"name": "auto", "fd_classifier": settings}, dataset, "cpu", seed=1)
     scalars, images = evaluator(generator, None, epoch=3, run_dir=tmp_path / "run")
     assert torch.equal(torch.get_rng_state(), rng_before)
     assert evaluator.primary == "fd_classifier" and scalars["fd_classifier"] > 0

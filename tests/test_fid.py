@@ -58,8 +58,8 @@ def test_fid_evaluator_end_to_end(tmp_path, weights):
     dataset = DigitsImages(tmp_path / "cache", num_train=1797 - N)
     generator = TinyGenerator(dataset.shape).eval()
     rng_before = torch.get_rng_state()
-    evaluator = build_metric("fid", dataset, "cpu", seed=3,
-                             fid={"weights": str(weights), "num_samples": N, "batch_size": 4, "split": "test"})
+    settings = {"weights": str(weights), "num_samples": N, "batch_size": 4, "split": "test"}
+    evaluator = build_metric({"name": "fid", "fid": settings}, dataset, "cpu", seed=3)
     scalars, images = evaluator(generator, None, epoch=7, run_dir=tmp_path / "run")
     assert torch.equal(torch.get_rng_state(), rng_before)
     assert evaluator.primary == "fid" and 100 < scalars["fid"] < 2000

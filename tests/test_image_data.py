@@ -6,20 +6,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 from PIL import Image
 
-from lipbench.cli import user_error  # importing the CLI also registers the config's resolvers
+from lipbench.cli import user_error
+from lipbench.config import build
+from lipbench.data import ImageSource
+from tests.conftest import composed
 
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
-
-def dataset(*overrides: str, device="cpu", batch_size: int = 4):
+def dataset(*overrides: str, device="cpu"):
     """The dataset that `lipbench OVERRIDES...` would build."""
-    with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):
-        cfg = compose("config", overrides=list(overrides))
-    return instantiate(cfg.dataset, device=device, batch_size=batch_size)
+    return build(composed(*overrides), "dataset", device=device)
 
 
 def user_error_of(*overrides: str) -> str:
@@ -89,7 +86,7 @@ def link_mnist(root: Path, shared: Path) -> Path:
 FORMATS = {
     "cifar10": (write_cifar10, [], (3, 32, 32), 15, 2),
     "celeba": (write_celeba, [], (3, 64, 64), 3, 2),
-    "folder": (write_folder, ["dataset.size=16"], (3, 16, 16), 8, 2),
+    "folder": (write_folder, ["dataset.image_size=16"], (3, 16, 16), 8, 2),
     "mnist": (link_mnist, [], (1, 32, 32), 60000, 10000),
 }
 
@@ -101,9 +98,9 @@ def test_format_loads_once_then_from_cache(name, tmp_path, request):
     raw = write(tmp_path, request.getfixturevalue("shared")) if name == "mnist" else write(tmp_path)
     location = f"dataset.path={raw}" if name == "folder" else f"dataset.root={tmp_path}"
     data = dataset(f"dataset={name}", location, *overrides)
-    assert data.kind == "image" and data.name == name and data.shape == shape
+    assert isinstance(data, ImageSource) and data.name == name and data.shape == shape
     assert data.images.dtype == torch.uint8 and tuple(data.images.shape) == (n_train, *shape)
-    assert data.steps_per_epoch == max(n_train // 4, 1)
+    assert data.steps_per_epoch(4) == max(n_train // 4, 1)
     test_images, test_labels = data.split("test")
     assert tuple(test_images.shape) == (n_test, *shape)
     assert (test_labels is None) == (data.labels is None) == (data.num_classes is None)
@@ -159,7 +156,7 @@ def test_digits_needs_no_files_and_has_a_fixed_split(tmp_path):
     assert not any(bytes(x.numpy()) in train_set for x in test_images)
     assert data.images.min() == 0 and data.images.max() == 255
     assert data.cache_dir == tmp_path / "digits"
-    small = dataset("dataset=digits", f"dataset.root={tmp_path}", "dataset.size=16")
+    small = dataset("dataset=digits", f"dataset.root={tmp_path}", "dataset.image_size=16")
     assert small.shape == (1, 16, 16) and torch.equal(small.labels, data.labels)
 
 
@@ -174,7 +171,7 @@ def test_digits_second_load_reads_the_cache(tmp_path):
 
 def test_sample_uses_the_given_generator_or_the_global_rng(tmp_path):
     """An explicit generator makes batches reproducible without touching the global RNG; exact [-1, 1] range."""
-    data = dataset("dataset=digits", f"dataset.root={tmp_path}", "dataset.size=16")
+    data = dataset("dataset=digits", f"dataset.root={tmp_path}", "dataset.image_size=16")
     torch.manual_seed(0)
     first = data.sample(500)
     torch.manual_seed(0)
@@ -224,7 +221,7 @@ def test_config_that_does_not_match_the_data_is_rejected(tmp_path):
 
 def test_default_metric(tmp_path):
     """FID on CUDA; on CPU the classifier feature distance when labels exist, FID when they do not."""
-    digits = dataset("dataset=digits", f"dataset.root={tmp_path}", "dataset.size=16")
+    digits = dataset("dataset=digits", f"dataset.root={tmp_path}", "dataset.image_size=16")
     assert digits.default_metric("cpu") == "fd_classifier" and digits.default_metric("cuda") == "fid"
     write_celeba(tmp_path)
     assert dataset("dataset=celeba", f"dataset.root={tmp_path}").default_metric("cpu") == "fid"

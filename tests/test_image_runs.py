@@ -2,7 +2,7 @@
 from tests.conftest import lipbench, read_metrics, read_summary, run_dirs
 
 # A narrow DCGAN on 16x16 digits: the same code path as the full model, seconds per epoch on a CPU.
-SMALL_IMAGE_RUN = ["dataset=digits", "dataset.size=16", "model=dcgan", "model.generator.width=8",
+SMALL_IMAGE_RUN = ["dataset=digits", "dataset.image_size=16", "model=dcgan", "model.generator.width=8",
                    "model.critic.width=8", "train.epochs=1", "train.batch_size=64", "metric=fd_classifier",
                    "metric.fd_classifier.num_samples=200", "metric.fd_classifier.train_steps=200"]
 

@@ -5,9 +5,15 @@ from torch import nn
 
 from lipbench import LipbenchError
 from lipbench.gan import critic_step
+from lipbench.layers import constrained_layers
 from lipbench.losses import Wasserstein
-from lipbench.methods import (GradientPenalty, NoConstraint, SpectralNormalization, SpectralProjection,
-                              WeightClipping, constrained_layers)
+from lipbench.methods import (
+    GradientPenalty,
+    NoConstraint,
+    SpectralNormalization,
+    SpectralProjection,
+    WeightClipping,
+)
 from lipbench.methods.gradient_penalty import interpolate
 from lipbench.models.mlp import MLPCritic, MLPGenerator
 
@@ -72,11 +78,22 @@ def test_sn_gradient_flows_through_sigma():
     assert gradient_along_weight(SpectralNormalization()) == pytest.approx(0.0, abs=1e-5)
 
 
+def test_sn_wraps_every_layer_in_a_spectral_norm_parametrization():
+    critic = MLPCritic(hidden=16)
+    assert SpectralNormalization(power_iterations=3).wrap(critic) is critic
+    for layer in constrained_layers(critic):
+        (parametrization,) = layer.parametrizations.weight
+        assert parametrization.n_power_iterations == 3
+
+
 def test_sn_projection_has_no_gradient_through_sigma():
     method = SpectralProjection()
-    assert method.wrap(MLPCritic(hidden=16)) is not None
+    critic = MLPCritic(hidden=16)
+    before = {k: v.clone() for k, v in critic.state_dict().items()}
+    assert method.wrap(critic) is critic  # a projection leaves the module as it is until after a step
+    assert all(torch.equal(before[k], v) for k, v in critic.state_dict().items())
+    assert not any(hasattr(layer, "parametrizations") for layer in constrained_layers(critic))
     assert abs(gradient_along_weight(method)) > 1e-2
-    assert not any(hasattr(layer, "parametrizations") for layer in constrained_layers(method.wrap(MLPCritic())))
 
 
 @pytest.mark.parametrize("shape", [(16, 2), (16, 3, 4, 4)])

@@ -1,25 +1,20 @@
-"""The claim presets compose at both scales as their sweeps compose them, and a preset sweep runs from the CLI."""
+"""The claim presets compose at every scale as their sweeps compose them, a scale also works in a single run, and a
+preset sweep runs from the CLI."""
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from lipbench.cli import CONFIG_DIR
-from tests.conftest import lipbench, read_summary, run_dirs
+from tests.conftest import composed, lipbench, read_summary, run_dirs
 
 PRESETS = ["claim_speed", "claim_convergence", "claim_projection", "claim_one_sided"]
 SCALES = {"cpu": ("toy2d", "mlp"), "digits": ("digits", "dcgan"), "gpu": ("cifar10", "dcgan")}
-SCALE_KEY = "experiment/scale@_global_"
 
 
 def compose_sweep_job(preset: str, scale: str):
     """The preset's resolved sweep params, and the config of its first job composed as the basic sweeper does."""
-    command_line = [f"+experiment={preset}", f"experiment.scale={scale}"]
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        primary = compose("config", command_line, return_hydra_config=True)
-        params = OmegaConf.to_container(primary.hydra.sweeper.params, resolve=True)
-        first_job = [f"{key}={str(values).split(',')[0]}" for key, values in params.items()]
-        job = compose("config", first_job + command_line, return_hydra_config=True)
-    return params, job
+    command_line = [f"+experiment={preset}", f"scale={scale}"]
+    params = OmegaConf.to_container(composed(*command_line, hydra=True).hydra.sweeper.params, resolve=True)
+    first_job = [f"{key}={str(values).split(',')[0]}" for key, values in params.items()]
+    return params, composed(*first_job, *command_line, hydra=True)
 
 
 @pytest.mark.parametrize("scale", SCALES)
@@ -27,11 +22,11 @@ def compose_sweep_job(preset: str, scale: str):
 def test_preset_composes(preset, scale):
     dataset, model = SCALES[scale]
     params, job = compose_sweep_job(preset, scale)
-    assert params[SCALE_KEY] == scale  # experiment.scale=... became the config group override of every job
+    assert set(params) == {"method", "seed"}
     methods, seeds = params["method"].split(","), params["seed"].split(",")
     assert len(methods) >= 2 and len(seeds) >= 3
     assert job.dataset.name == dataset and job.hydra.runtime.choices.model == model
-    assert job.experiment.scale == scale and job.method.name == methods[0]
+    assert job.scale.name == scale and job.hydra.runtime.choices.scale == scale and job.method.name == methods[0]
     assert job.train.epochs >= 1 and 1 <= job.train.eval_every <= job.train.epochs
     assert job.logger.wandb.group == f"{preset}-{scale}" and job.logger.wandb.job_type == methods[0]
 
@@ -46,3 +41,13 @@ def test_preset_sweep_runs_every_method_of_the_preset(tmp_path):
         config = summary["config"]
         assert config["model"]["critic"]["hidden"] == 128 and config["dataset"]["steps_per_epoch"] == 5
         assert config["logger"]["wandb"]["group"] == "claim_projection-cpu"
+
+
+def test_a_scale_is_a_config_group_of_a_single_run_too():
+    # The form README gives: a preset at the GPU scale, resolved, without a sweep.
+    job = composed("+experiment=claim_speed", "scale=gpu")
+    assert (job.dataset.name, job.train.batch_size, job.train.epochs) == ("cifar10", 64, 3)
+    assert job.logger.wandb.group == "claim_speed-gpu"
+    digits = composed("scale=digits")  # a scale alone: its dataset, model and metric, with the default method
+    assert (digits.dataset.name, digits.dataset.image_size, digits.metric.name) == ("digits", 16, "fd_classifier")
+    assert composed("+experiment=claim_speed").scale.name == "cpu"  # each preset's default scale

@@ -6,10 +6,9 @@ import pytest
 
 from lipbench.report import main
 from lipbench.report.runs import Spread, verdict
-from tests.conftest import FAST, lipbench, read_summary, run_dirs
+from tests.conftest import FAST, PNG_SIGNATURE, lipbench, read_summary, run_dirs
 
 SMALL = ["model.critic.hidden=64", "model.generator.hidden=64", "logger.wandb.mode=disabled", "train.eval_every=1"]
-PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +46,7 @@ def test_table_has_a_group_per_method_and_setting_with_counts_and_means(runs, tm
     text = (tmp_path / "report.md").read_text()
     assert "## Claims" in text and "SN ends with a better final metric than GP" in text
     for name in ("metric_vs_epoch", "metric_vs_time", "epoch_time", "grad_norm_hist"):
-        assert (tmp_path / f"{name}.png").read_bytes().startswith(PNG)
+        assert (tmp_path / f"{name}.png").read_bytes().startswith(PNG_SIGNATURE)
         assert f"]({name}.png)" in text
 
 

@@ -10,12 +10,18 @@ from scipy.stats import spearmanr
 
 from lipbench.report import main
 from lipbench.report.classify import correlation_verdict, rank_correlation
-from tests.conftest import FAST, lipbench, read_metrics, read_summary, run_dirs
+from tests.conftest import (
+    FAST,
+    PNG_SIGNATURE,
+    lipbench,
+    read_metrics,
+    read_summary,
+    run_dirs,
+)
 
 # 16x16 digits, 4 steps of 64, one epoch; 50 attacked points, 2 PGD steps.
-TINY = ["task=classify", "dataset.size=16", "train.subset=256", "train.batch_size=64", "train.epochs=1",
+TINY = ["task=classify", "dataset.image_size=16", "train.subset=256", "train.batch_size=64", "train.epochs=1",
         "eval.num_samples=50", "eval.eps=[0.5,1.0]", "eval.pgd_steps=2", "logger.wandb.mode=disabled"]
-PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +82,7 @@ def test_table_groups_each_method_strength_with_counts_and_means(runs, tmp_path)
         assert title in header
     assert "## Classifier runs" in text and "## GAN runs" not in text
     for name in ("test_error_vs_epoch", "robust_vs_eps", "bound_vs_pgd"):
-        assert (tmp_path / f"{name}.png").read_bytes().startswith(PNG)
+        assert (tmp_path / f"{name}.png").read_bytes().startswith(PNG_SIGNATURE)
         assert f"]({name}.png)" in text
 
 
@@ -135,7 +141,7 @@ def test_gan_and_classifier_runs_get_a_section_each(runs, tmp_path, capsys):
     assert text.index("## GAN runs") < text.index("## Classifier runs") < text.index("## Incomplete runs")
     assert "SN ends with a better final metric than GP" in text  # GAN claims, listed as not covered
     for name in ("metric_vs_epoch", "epoch_time", "test_error_vs_epoch", "bound_vs_pgd"):
-        assert (tmp_path / f"{name}.png").read_bytes().startswith(PNG)
+        assert (tmp_path / f"{name}.png").read_bytes().startswith(PNG_SIGNATURE)
     printed = capsys.readouterr().out
     assert "GAN runs: 1 runs in 1 groups" in printed and "Classifier runs: 6 runs in 3 groups" in printed
 

@@ -7,15 +7,17 @@ import time
 
 import pytest
 
-from tests.conftest import FAST, REPO, lipbench, read_metrics, read_summary, run_dirs
+from tests.conftest import (
+    FAST,
+    REPO,
+    curve,
+    lipbench,
+    read_metrics,
+    read_summary,
+    run_dirs,
+)
 
 METHODS = ["none", "clip", "gp", "gp_relu", "sn", "sn_projection", "l2", "spectral_reg"]
-
-
-def curve(run_dir):
-    """The run's logged numbers minus wall-clock timings, which legitimately differ between runs."""
-    return [{k: v for k, v in r.items() if not k.startswith("time/") and not isinstance(v, dict)}
-            for r in read_metrics(run_dir)]
 
 
 def histograms(run_dir):

@@ -59,20 +59,15 @@ def to_inputs(images: torch.Tensor) -> torch.Tensor:
 class ImageDataset:
     """A finite image dataset held as uint8 [N, C, H, W]; an "epoch" is one critic pass over the train split."""
 
-    kind = "image"
-
     def __init__(self, name: str, channels: int, image_size: int, root: str = "data", download: bool = False,
-                 on_device="auto", path: str | None = None, crop: int | None = None, device="cpu",
-                 batch_size: int = 64, **_):
-        readers = {"mnist": self.read_mnist, "cifar10": self.read_cifar10, "celeba": self.read_celeba,
-                   "folder": self.read_folder, "digits": self.read_digits}
-        if name not in readers:
-            raise LipbenchError(f"dataset.name={name!r} is unknown: use one of {sorted(readers)}")
+                 on_device="auto", path: str | None = None, crop: int | None = None, device="cpu"):
+        if name not in self.READERS:
+            raise LipbenchError(f"dataset.name={name!r} is unknown: use one of {sorted(self.READERS)}")
         if on_device not in ("auto", True, False):
             raise LipbenchError(f"dataset.on_device={on_device!r} is invalid: use auto, true or false")
         if name == "folder" and not (path and Path(path).is_dir()):
             raise LipbenchError(f"dataset.path={path} is not a directory: set dataset.path=/a/folder/of/images")
-        self.name, self.read = name, readers[name]
+        self.name = name
         self.shape = (int(channels), int(image_size), int(image_size))
         self.root, self.download, self.crop = Path(root), bool(download), crop
         self.path = None if path is None else Path(path)
@@ -86,7 +81,6 @@ class ImageDataset:
         self.images = images.to(home)
         self.labels = None if labels is None else labels.to(home)
         self.num_classes = None if labels is None else int(labels.max()) + 1
-        self.steps_per_epoch = max(len(images) // int(batch_size), 1)
 
     def keep_on_device(self, on_device, images: torch.Tensor) -> bool:
         """auto: on CUDA when the images fit in a quarter of the free memory; on CPU they already are in RAM."""
@@ -96,6 +90,10 @@ class ImageDataset:
             return True
         free, _ = torch.cuda.mem_get_info(self.device)
         return images.nbytes < MAX_GPU_SHARE * free
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        """One critic pass over the train split (at least one step)."""
+        return max(len(self.images) // int(batch_size), 1)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """`n` random training images in [-1, 1] on self.device; the global RNG unless `generator` is given."""
@@ -113,7 +111,7 @@ class ImageDataset:
         if cache.exists():
             data = torch.load(cache, weights_only=True)
             return data["images"], data["labels"]
-        images, labels = self.read(name)
+        images, labels = self.READERS[self.name](self, name)
         if images.shape[1:] != self.shape:
             raise LipbenchError(f"dataset={self.name}: images are {tuple(images.shape[1:])} (C, H, W) but "
                                 f"dataset.channels/dataset.image_size ask for {self.shape}: fix those keys")
@@ -126,7 +124,7 @@ class ImageDataset:
             return "fid"
         return "fd_classifier"
 
-    # One reader per on-disk format: each returns uint8 [N, C, H, W] images and int64 labels (or None) of a split.
+    # One reader per on-disk format (READERS, at the end of the class, maps dataset names to them).
 
     def read_mnist(self, split: str):
         """torchvision's MNIST (root/MNIST/raw IDX files), 28x28 zero-padded to image_size (28 or 32)."""
@@ -200,3 +198,7 @@ class ImageDataset:
         images = F.interpolate(pixels, size=self.shape[1], mode="bilinear", align_corners=False)
         keep = holdout(len(images), split)
         return images[keep].round().clamp(0, 255).to(torch.uint8), torch.from_numpy(digits.target)[keep].long()
+
+    # Dataset name -> reader; each returns uint8 [N, C, H, W] images and int64 labels (or None) of a split.
+    READERS = {"mnist": read_mnist, "cifar10": read_cifar10, "celeba": read_celeba, "folder": read_folder,
+               "digits": read_digits}

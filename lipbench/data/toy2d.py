@@ -23,15 +23,16 @@ STDS = {"8gaussians": 0.02, "25gaussians": 0.05, "swissroll": 0.25 / 7.5, "ring"
 class Toy2D:
     """An infinite 2-D dataset; an "epoch" is `steps_per_epoch` critic steps since there is no finite data."""
 
-    kind = "toy2d"
-
-    def __init__(self, distribution: str = "8gaussians", steps_per_epoch: int = 500, device="cpu", **_):
+    def __init__(self, name: str = "toy2d", distribution: str = "8gaussians", steps_per_epoch: int = 500,
+                 dim: int = 2, device="cpu"):
+        if dim != 2:
+            raise LipbenchError(f"dataset.dim={dim} is invalid: toy2d's distributions are 2-D, so it must be 2")
         if distribution not in STDS:
             raise LipbenchError(f"dataset.distribution={distribution!r} is unknown: use one of {sorted(STDS)}")
         if steps_per_epoch < 1:
             raise LipbenchError(f"dataset.steps_per_epoch={steps_per_epoch} is invalid: it must be >= 1")
-        self.distribution = distribution
-        self.steps_per_epoch = int(steps_per_epoch)
+        self.name, self.distribution = name, distribution
+        self.steps = int(steps_per_epoch)
         self.device = torch.device(device)
         self.std = STDS[distribution]
         centers = mixture_centers(distribution)
@@ -52,6 +53,10 @@ class Toy2D:
             radius = 2.0 + self.std * torch.randn(n, **kw)
             points = radius[:, None] * torch.stack([angle.cos(), angle.sin()], dim=1)
         return points.to(self.device)
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        """dataset.steps_per_epoch at any batch size: there is no finite data to pass over."""
+        return self.steps
 
     def default_metric(self, device) -> str:
         """Exact W1 is cheap in 2-D, on any device."""

@@ -1,5 +1,5 @@
 """Lipschitz methods: each one is a small module behind the three hooks of `LipschitzMethod`."""
-from lipbench.methods.base import LipschitzMethod, NoConstraint, constrained_layers
+from lipbench.methods.base import LipschitzMethod, NoConstraint
 from lipbench.methods.clip import WeightClipping
 from lipbench.methods.gradient_penalty import GradientPenalty
 from lipbench.methods.spectral import SpectralNormalization, SpectralProjection
@@ -15,5 +15,4 @@ __all__ = [
     "WeightPenalty",
     "L2Penalty",
     "SpectralPenalty",
-    "constrained_layers",
 ]

@@ -2,22 +2,6 @@
 import torch
 from torch import nn
 
-from lipbench import LipbenchError
-
-# Layers whose weight is a linear map; norm layers (LayerNorm) and biases are not constrained.
-LINEAR_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
-
-
-def constrained_layers(module: nn.Module) -> list[nn.Module]:
-    """The linear and convolution layers of `module`, in definition order."""
-    return [m for m in module.modules() if isinstance(m, LINEAR_LAYERS)]
-
-
-def require(condition: bool, key: str, value, rule: str) -> None:
-    """Raise a one-line LipbenchError naming `key` when a config value breaks `rule`."""
-    if not condition:
-        raise LipbenchError(f"{key}={value} is invalid: it must be {rule} (fix it with {key}=... on the command line)")
-
 
 class LipschitzMethod:
     """Base class: the training loop calls all three hooks for every method; each does nothing by default."""

@@ -2,7 +2,8 @@
 import torch
 from torch import nn
 
-from lipbench.methods.base import LipschitzMethod, require
+from lipbench import require
+from lipbench.methods.base import LipschitzMethod
 
 
 class WeightClipping(LipschitzMethod):

@@ -6,10 +6,9 @@ themselves (real = fake = x), and the target is 0: lambda * ||grad_x loss||^2, a
 import torch
 from torch import nn
 
-from lipbench.methods.base import LipschitzMethod, require
-
-# Inside the square root so that the gradient of the norm stays finite when the input gradient is exactly 0.
-NORM_EPS = 1e-12
+from lipbench import require
+from lipbench.layers import input_gradient_norm
+from lipbench.methods.base import LipschitzMethod
 
 
 def interpolate(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -17,15 +16,6 @@ def interpolate(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     alpha = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
     return alpha * real + (1 - alpha) * fake
 
-
-def input_gradient_norm(critic: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Per-sample ||grad_x D(x)||_2 over all non-batch dims, differentiable w.r.t. the critic's parameters."""
-    x = x.detach().requires_grad_(True)
-    scores = critic(x)
-    # create_graph: the penalty is itself differentiated, which is why GP needs a double backward.
-    (grad,) = torch.autograd.grad(scores.sum(), x, create_graph=True)
-    # Norms in fp32: under bf16 autocast the sum of squares loses too much precision.
-    return torch.sqrt(grad.float().flatten(1).pow(2).sum(dim=1) + NORM_EPS)
 
 
 class GradientPenalty(LipschitzMethod):

@@ -1,25 +1,16 @@
 """`sn` and `sn_projection`: spectral normalization as a reparametrization (Miyato et al. 2018) or as a projection."""
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrizations
 
-from lipbench.methods.base import LipschitzMethod, constrained_layers, require
-
-
-def weight_matrix(layer: nn.Module, weight: torch.Tensor) -> torch.Tensor:
-    """The weight as an (out, -1) matrix; ConvTranspose keeps its output channels in dim 1."""
-    if isinstance(layer, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
-        weight = weight.transpose(0, 1)
-    return weight.flatten(1)
-
-
-def power_iteration(matrix: torch.Tensor, u: torch.Tensor, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """`steps` power iterations from `u`: unit (u, v) with u @ matrix @ v approaching the largest singular value."""
-    for _ in range(steps):
-        v = F.normalize(matrix.t() @ u, dim=0)
-        u = F.normalize(matrix @ v, dim=0)
-    return u, v
+from lipbench import require
+from lipbench.layers import (
+    constrained_layers,
+    output_dim,
+    power_iteration,
+    weight_matrix,
+)
+from lipbench.methods.base import LipschitzMethod
 
 
 class SpectralNormalization(LipschitzMethod):
@@ -38,8 +29,7 @@ class SpectralNormalization(LipschitzMethod):
     def wrap(self, module: nn.Module) -> nn.Module:
         """Reparametrize the weight of every linear and convolution layer."""
         for layer in constrained_layers(module):
-            dim = 1 if isinstance(layer, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)) else 0
-            parametrizations.spectral_norm(layer, n_power_iterations=self.power_iterations, dim=dim)
+            parametrizations.spectral_norm(layer, n_power_iterations=self.power_iterations, dim=output_dim(layer))
         return module
 
 

@@ -6,8 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lipbench.methods.base import LipschitzMethod, constrained_layers, require
-from lipbench.methods.spectral import power_iteration, weight_matrix
+from lipbench import require
+from lipbench.layers import constrained_layers, power_iteration, weight_matrix
+from lipbench.methods.base import LipschitzMethod
 
 # spectral_reg keeps each layer's left singular vector estimate in this buffer, so checkpoints carry it.
 U_BUFFER = "spectral_reg_u"

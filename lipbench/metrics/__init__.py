@@ -12,12 +12,14 @@ EVALUATORS = {
 }
 
 
-def build_metric(name: str, dataset, device, seed: int, **settings):
-    """Instantiate the evaluator `name`; `auto` lets the dataset choose (e.g. FID on GPU, classifier FD on CPU)."""
+def build_metric(cfg, dataset, device, seed: int):
+    """The evaluator cfg["name"] with its settings cfg[<name>] (the `metric` config node, or a dict of the same
+    shape); `auto` lets the dataset choose (e.g. FID on GPU, classifier FD on CPU)."""
+    name = cfg["name"]
     if name == "auto":
         name = dataset.default_metric(device)
     if name not in EVALUATORS:
         raise LipbenchError(f"metric={name!r} is unknown: use one of {['auto', *sorted(EVALUATORS)]}")
     # Building an evaluator may initialise networks: a forked RNG keeps the choice of metric from shifting training.
     with torch.random.fork_rng():
-        return get_class(EVALUATORS[name])(dataset=dataset, device=device, seed=seed, **settings.get(name, {}))
+        return get_class(EVALUATORS[name])(dataset=dataset, device=device, seed=seed, **(cfg.get(name) or {}))

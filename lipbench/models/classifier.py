@@ -4,6 +4,7 @@ No BatchNorm: it rescales every channel outside the linear layers that Lipschitz
 samples of a batch (which breaks per-sample input gradients).
 """
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lipbench import LipbenchError
@@ -52,3 +53,27 @@ class CNNClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[B, C, S, S] -> [B, num_classes]."""
         return self.net(x)
+
+
+def per_sample_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of each sample."""
+    return F.cross_entropy(logits, labels, reduction="none")
+
+
+def logit_margin(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The true class's logit minus the largest other one: positive iff the sample is classified correctly."""
+    true = logits.gather(1, labels[:, None]).squeeze(1)
+    others = logits.scatter(1, labels[:, None], float("-inf")).amax(dim=1)
+    return true - others
+
+
+class LabelledObjective(nn.Module):
+    """x -> objective(model(x), labels) per sample: the classifier seen as a scalar function of its input, a critic."""
+
+    def __init__(self, model: nn.Module, labels: torch.Tensor, objective):
+        super().__init__()
+        self.model, self.labels, self.objective = model, labels, objective
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, ...] -> [B]."""
+        return self.objective(self.model(x), self.labels)

@@ -8,9 +8,25 @@ import matplotlib.pyplot as plt
 import numpy as np
 from scipy.stats import permutation_test, rankdata
 
-from lipbench.report.runs import (COUNT_HEADER, MIN_RUNS, VERDICT_RULE, Group, Run, Section, Spread, context_label,
-                                  finite, group_counts, group_runs, markdown_table, plot_metric, save_figure,
-                                  spread_fields, varying_settings, verdict)
+from lipbench.report.runs import (
+    COUNT_HEADER,
+    MIN_RUNS,
+    VERDICT_RULE,
+    Group,
+    Run,
+    Section,
+    Spread,
+    context_label,
+    finite,
+    group_counts,
+    group_runs,
+    markdown_table,
+    plot_metric,
+    save_figure,
+    spread_fields,
+    varying_settings,
+    verdict,
+)
 
 ATTACKS = ("fgsm", "pgd")
 # Significance level of the rank correlation claim.

@@ -9,9 +9,23 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from lipbench.report.runs import (COUNT_HEADER, VERDICT_RULE, Group, Run, Section, Spread, context_label, finite,
-                                  group_counts, group_runs, markdown_table, plot_metric, save_figure, spread_fields,
-                                  verdict)
+from lipbench.report.runs import (
+    COUNT_HEADER,
+    VERDICT_RULE,
+    Group,
+    Run,
+    Section,
+    Spread,
+    context_label,
+    finite,
+    group_counts,
+    group_runs,
+    markdown_table,
+    plot_metric,
+    save_figure,
+    spread_fields,
+    verdict,
+)
 
 GRADIENT_KINDS = ("real", "fake", "interp")
 
