@@ -17,12 +17,13 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -e '.[test]'
 	touch $@
 
+# The fast set: everything but the checks marked slow (a few minutes on 2 cores).
 test: install
-	$(BIN)/pytest -n $(WORKERS) tests
+	$(BIN)/pytest -n $(WORKERS) -m "not slow" tests
 
-# Also the slow end-to-end checks (longer training runs).
+# The whole suite, slow end-to-end checks (longer training runs, real sweeps, FID) included: what CI runs.
 test-all: install
-	$(BIN)/pytest -n $(WORKERS) -m "slow or not slow" tests
+	$(BIN)/pytest -n $(WORKERS) tests
 
 bench: install
 	$(BIN)/python -m lipbench.bench $(BENCH_ARGS)

@@ -20,6 +20,7 @@ TINY = ["task=classify", "dataset.image_size=16", "train.subset=256", "train.bat
         "eval.eps=[0.5,1.0]", "eval.pgd_steps=2"]
 
 
+@pytest.mark.slow
 def test_one_epoch_of_every_method_writes_all_metrics(tmp_path):
     lipbench(tmp_path, "-m", f"method={','.join(METHODS)}", "train.epochs=1", *TINY)
     dirs = sorted(run_dirs(tmp_path / "runs" / "multirun"), key=lambda d: int(d.name.split("_")[0]))
@@ -50,6 +51,7 @@ def test_one_epoch_of_every_method_writes_all_metrics(tmp_path):
     assert all(penalties[m] == 0 for m in ("none", "sn", "sn_projection", "clip"))
 
 
+@pytest.mark.slow
 def test_resumed_run_continues_the_same_curve(tmp_path):
     # spectral_reg: its power-iteration vectors must travel in the checkpoint too.
     settings = [*TINY, "method=spectral_reg"]

@@ -76,6 +76,7 @@ def test_layer_norms_use_each_convs_real_input_size_and_multiply_to_the_bound():
     assert norms["diag/lipschitz_bound"] == pytest.approx(product, rel=1e-9)
 
 
+@pytest.mark.slow
 def test_diagnostics_do_not_change_training(tmp_path):
     lipbench(tmp_path, "-m", "method=sn,gp", "diagnostics.enabled=true,false", "train.eval_every=1", *FAST, *SMALL)
     runs = {(read_summary(d)["config"]["method"]["name"], read_summary(d)["config"]["diagnostics"]["enabled"]): d

@@ -58,6 +58,7 @@ def race_worker(cache_dir):
     return features.computed, computed, stats.mu
 
 
+@pytest.mark.slow
 def test_two_racing_jobs_compute_once(tmp_path):
     """Two processes asking for the same classifier and statistics at once: one computes, the other loads."""
     with multiprocessing.get_context("spawn").Pool(2) as pool:

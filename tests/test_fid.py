@@ -23,6 +23,7 @@ def weights(shared):
     return shared / "weights" / "pt_inception-2015-12-05-6726825d.pth"
 
 
+@pytest.mark.slow
 def test_cached_reference_and_self_distance(tmp_path, weights):
     """The reference stats are computed once, then loaded; a set against itself is ~0 (each 2048-d FD costs ~20 s)."""
     dataset = DigitsImages(tmp_path, num_train=1797 - N)  # the test split is exactly N images
@@ -53,6 +54,7 @@ def test_missing_weights_offline_is_one_line(tmp_path, monkeypatch):
         InceptionFeatures(tmp_path / "missing.pth", "cpu")
 
 
+@pytest.mark.slow
 def test_fid_evaluator_end_to_end(tmp_path, weights):
     """build_metric('fid'): a random generator is far from digits; protocol, sample grid, global RNG left alone."""
     dataset = DigitsImages(tmp_path / "cache", num_train=1797 - N)

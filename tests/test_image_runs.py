@@ -1,4 +1,6 @@
 """End-to-end image GAN runs through the real CLI: digits, DCGAN, the classifier FD and sample grids."""
+import pytest
+
 from tests.conftest import lipbench, read_metrics, read_summary, run_dirs
 
 # A narrow DCGAN on 16x16 digits: the same code path as the full model, seconds per epoch on a CPU.
@@ -7,6 +9,7 @@ SMALL_IMAGE_RUN = ["dataset=digits", "dataset.image_size=16", "model=dcgan", "mo
                    "metric.fd_classifier.num_samples=200", "metric.fd_classifier.train_steps=200"]
 
 
+@pytest.mark.slow
 def test_one_epoch_of_sn_and_gp_on_digits_logs_fd_and_sample_grids(tmp_path):
     lipbench(tmp_path, "-m", "method=sn,gp", *SMALL_IMAGE_RUN)
     dirs = run_dirs(tmp_path / "runs")
@@ -23,6 +26,7 @@ def test_one_epoch_of_sn_and_gp_on_digits_logs_fd_and_sample_grids(tmp_path):
     assert len(list((tmp_path / "data" / "digits").glob("*classifier*.pt"))) == 1
 
 
+@pytest.mark.slow
 def test_bf16_autocast_with_channels_last_trains_and_evaluates(tmp_path):
     lipbench(tmp_path, "method=gp", "train.amp=bf16", "train.channels_last=true", *SMALL_IMAGE_RUN)
     (run_dir,) = run_dirs(tmp_path / "runs")

@@ -31,6 +31,7 @@ def test_preset_composes(preset, scale):
     assert job.logger.wandb.group == f"{preset}-{scale}" and job.logger.wandb.job_type == methods[0]
 
 
+@pytest.mark.slow
 def test_preset_sweep_runs_every_method_of_the_preset(tmp_path):
     lipbench(tmp_path, "-m", "+experiment=claim_projection", "seed=0", "train.epochs=1", "dataset.steps_per_epoch=5",
              "metric.w1.num_samples=100", "logger.wandb.mode=disabled")

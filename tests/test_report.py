@@ -10,6 +10,9 @@ from tests.conftest import FAST, PNG_SIGNATURE, lipbench, read_summary, run_dirs
 
 SMALL = ["model.critic.hidden=64", "model.generator.hidden=64", "logger.wandb.mode=disabled", "train.eval_every=1"]
 
+# Every test here reads a module fixture of real runs, which takes ~30 s to make.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):

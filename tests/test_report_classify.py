@@ -23,6 +23,9 @@ from tests.conftest import (
 TINY = ["task=classify", "dataset.image_size=16", "train.subset=256", "train.batch_size=64", "train.epochs=1",
         "eval.num_samples=50", "eval.eps=[0.5,1.0]", "eval.pgd_steps=2", "logger.wandb.mode=disabled"]
 
+# Every test here reads a module fixture of real runs, which takes ~30 s to make.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):

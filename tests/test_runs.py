@@ -25,6 +25,7 @@ def histograms(run_dir):
     return [{k: v for k, v in r.items() if isinstance(v, dict)} for r in read_metrics(run_dir)]
 
 
+@pytest.mark.slow
 def test_every_method_in_one_multirun_writes_all_outputs(tmp_path):
     lipbench(tmp_path, "-m", f"method={','.join(METHODS)}", *FAST)
     dirs = run_dirs(tmp_path / "runs" / "multirun")
@@ -44,6 +45,7 @@ def test_every_method_in_one_multirun_writes_all_outputs(tmp_path):
     assert penalties["l2"] > 0 and penalties["spectral_reg"] > 0  # weight penalties work on a critic too
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_curve(tmp_path):
     settings = ["train.epochs=6", "dataset.steps_per_epoch=100", "train.batch_size=64", "metric.w1.num_samples=200",
                 "method=sn"]
@@ -87,6 +89,7 @@ def test_corrupt_checkpoint_is_an_error_not_a_fresh_start(tmp_path):
     assert not (run_dir / "metrics.jsonl").exists()
 
 
+@pytest.mark.slow
 def test_diverged_run_is_recorded_and_the_sweep_goes_on(tmp_path):
     lipbench(tmp_path, "-m", "method=none", "optim.lr=1e10,1e-3", *FAST)
     statuses = [read_summary(d)["status"] for d in sorted(run_dirs(tmp_path), key=lambda d: d.name)]
