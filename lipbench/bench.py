@@ -11,7 +11,7 @@ import time
 import torch
 from hydra import compose, initialize_config_dir
 
-from lipbench.cli import CONFIG_DIR
+from lipbench.config import CONFIG_DIR
 from lipbench.gan import GANTraining
 from lipbench.training import build_method, resolve_device, synchronize
 

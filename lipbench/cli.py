@@ -5,15 +5,16 @@ from datetime import datetime
 from pathlib import Path
 
 import hydra
+from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf
 
 from lipbench import LipbenchError
+from lipbench.config import CONFIG_DIR
 from lipbench.files import read_json_or_none
 from lipbench.training import train
-
-# The configs live at the top of the repo (conf/), beside the package; an absolute path works from any cwd.
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 
 def safe_name(override_dirname: str) -> str:
@@ -36,6 +37,9 @@ def run_dir(resume, override_dirname: str, root: str = "runs") -> str:
     return f"{root}/{now:%Y-%m-%d}/{now:%H-%M-%S}" + (f"_{name}" if name else "")
 
 
+# A sentinel for "this key is not in the config" (None is a legitimate value).
+MISSING_KEY = object()
+
 OmegaConf.register_new_resolver("lipbench_run_dir", run_dir, use_cache=True)
 OmegaConf.register_new_resolver("lipbench_safe_name", safe_name, use_cache=True)
 
@@ -49,8 +53,56 @@ def user_error(error: BaseException) -> LipbenchError | None:
     return None
 
 
+def group_choices(override: Override) -> list[str]:
+    """The override as one `group=option` line per option it sweeps over."""
+    prefix = override.input_line.split("=", 1)[0]
+    values = override.sweep_string_iterator() if override.is_sweep_override() else [override.value()]
+    return [f"{prefix}={value}" for value in values]
+
+
+def misspelt_key(args: list[str]) -> str | None:
+    """The one-line error for an override of a key that no composed config has (a typo such as method.weigth=5),
+    naming the keys that do exist there; None when every key exists or Hydra should judge the command itself."""
+    try:
+        parsed = OverridesParser.create().parse_overrides([a for a in args if "=" in a and not a.startswith("-")])
+    except Exception:  # Hydra's own parser reports a malformed override better
+        return None
+    groups = [o for o in parsed if Path(CONFIG_DIR, o.key_or_group.split("@")[0]).is_dir()]
+    keys = [o for o in parsed if o not in groups and not (o.is_add() or o.is_force_add() or o.is_delete())
+            and not o.key_or_group.startswith("hydra")]
+    for key in keys:
+        top = key.key_or_group.split(".")[0]
+        # Every option of the key's own group, the first of any other swept group.
+        variants = [[line] for o in groups if o.key_or_group == top for line in group_choices(o)] or [[]]
+        fixed = [group_choices(o)[0] for o in groups if o.key_or_group != top]
+        try:
+            with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+                configs = [compose("config", overrides=fixed + variant) for variant in variants]
+        except Exception:  # an unknown group option: Hydra's message lists the options
+            return None
+        if any(OmegaConf.select(cfg, key.key_or_group, default=MISSING_KEY) is not MISSING_KEY for cfg in configs):
+            continue
+        parent, node = key.key_or_group.rsplit(".", 1)[0] if "." in key.key_or_group else "", configs[0]
+        while parent and not isinstance(OmegaConf.select(node, parent, default=None), DictConfig):
+            parent = parent.rsplit(".", 1)[0] if "." in parent else ""
+        where = OmegaConf.select(node, parent) if parent else node
+        choice = next((f" of {line}" for o in groups if o.key_or_group == top for line in group_choices(o)[:1]), "")
+        return (f"{key.key_or_group} is not a key{choice}: the keys {'under ' + parent if parent else 'at the top'} "
+                f"are {', '.join(str(k) for k in where if not str(k).startswith('_'))}; fix the spelling")
+    return None
+
+
+def main() -> None:
+    """The `lipbench` command: a misspelt key is one line and exit 2; everything else goes to the Hydra app."""
+    message = misspelt_key(sys.argv[1:])
+    if message is not None:
+        print(f"lipbench: error: {message}", file=sys.stderr)
+        sys.exit(2)
+    hydra_main()
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
-def main(cfg: DictConfig):
+def hydra_main(cfg: DictConfig):
     """Run the configured task in Hydra's run dir; bad input ends the job with one line naming what to fix."""
     hydra_cfg = HydraConfig.get()
     # Overrides that change where or how a run is logged, not what it computes (conf/config.yaml names them once):

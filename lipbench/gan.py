@@ -3,11 +3,13 @@ from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
+from torch import nn
 
 from lipbench import LipbenchError
-from lipbench.config import build
+from lipbench.config import build, require_model_fits
 from lipbench.methods import LipschitzMethod
 from lipbench.metrics import build_metric
+from lipbench.progress import warn
 
 
 def autocast(device: torch.device, amp: str):
@@ -43,6 +45,17 @@ def generator_step(critic, generator, loss, opt_g, batch_size, device, amp="none
     return loss_g.detach()
 
 
+def warn_about_setup(critic: nn.Module, steps_per_epoch: int, n_critic: int) -> None:
+    """Warn about GAN setups that run but cannot mean what the user thinks."""
+    if steps_per_epoch < n_critic:
+        warn(f"an epoch has {steps_per_epoch} critic steps but train.n_critic={n_critic}: the generator never takes "
+             f"a step (the count restarts each epoch); lower train.n_critic, or give an epoch more steps "
+             f"(dataset.steps_per_epoch, or a smaller train.batch_size)")
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in critic.modules()):
+        warn("the critic has BatchNorm layers: they couple the samples of a batch, so a per-sample penalty (gp) and "
+             "per-sample slopes mean something else; use model.critic.critic_norm=layer or none")
+
+
 class GANTraining:
     """Data, generator, method-wrapped critic, loss and optimizers, built from config; `epoch()` trains them.
 
@@ -50,6 +63,7 @@ class GANTraining:
     """
 
     def __init__(self, cfg: DictConfig, method: LipschitzMethod, device: torch.device):
+        require_model_fits(cfg)
         if cfg.train.amp not in ("none", "bf16"):
             raise LipbenchError(f"train.amp={cfg.train.amp} is unknown: use none or bf16")
         self.method, self.device, self.train_cfg = method, device, cfg.train
@@ -65,6 +79,7 @@ class GANTraining:
         self.stateful = {"generator": self.generator, "critic": self.critic, "opt_g": self.opt_g, "opt_d": self.opt_d}
         self.networks = [self.generator, self.critic]
         self.steps_per_epoch = self.dataset.steps_per_epoch(cfg.train.batch_size)
+        warn_about_setup(self.critic, self.steps_per_epoch, cfg.train.n_critic)
 
     def epoch(self):
         """`steps_per_epoch` critic steps, with a generator step after every `train.n_critic` of them."""
@@ -88,10 +103,12 @@ class GANTask(GANTraining):
         self.metric = build_metric(cfg.metric, self.dataset, device, cfg.seed)
         self.diagnostics = build(cfg, "diagnostics", seed=cfg.seed)
         self.primary, self.protocol = self.metric.primary, self.metric.protocol
+        # What every figure's title says about the run: the method with its strength, the loss, the data.
+        self.label = f"{method.label} · {self.loss.name} loss · {self.dataset.name}"
 
     def evaluate(self, epoch: int, run_dir: Path) -> tuple[dict, dict]:
         """The quality metric as eval/<key>, its figures, and the critic's diag/ values."""
-        values, images = self.metric(self.generator, self.critic, epoch, run_dir)
+        values, images = self.metric(self.generator, self.critic, epoch, run_dir, self.label)
         scalars = self.diagnostics.for_critic(self.critic, self.generator, self.dataset, epoch)
         scalars.update({f"eval/{k}": v for k, v in values.items()})
         return scalars, images

@@ -33,7 +33,7 @@ class Recorder:
             mode=wandb_cfg["mode"],
             id=self.state["wandb_id"],
             resume="allow",
-            settings=wandb.Settings(console="off", quiet=True),
+            settings=wandb.Settings(console="off", silent=True),  # no banners between the epoch lines
         )
         self.write_summary("running")
 

@@ -2,6 +2,7 @@
 while a task owns its step and its evaluation, as drqv2's Workspace owns the loop and its agent the update."""
 import contextlib
 import math
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,11 +13,14 @@ from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from lipbench import LipbenchError
 from lipbench.checkpoint import restore, save
 from lipbench.config import build
+from lipbench.files import atomic_write
 from lipbench.methods import LipschitzMethod
+from lipbench.progress import log
 from lipbench.tracking import Recorder
 
 
@@ -110,6 +114,16 @@ def epoch_means(steps: Iterator[dict[str, torch.Tensor]], progress: tqdm) -> dic
     return dict(zip(sums, means))
 
 
+def epoch_line(epoch: int, epochs: int, scalars: dict, primary: str, best: float | None) -> str:
+    """The epoch's one log line: step means, seconds, and the quality metric when it was evaluated."""
+    parts = [f"epoch {epoch}/{epochs}"]
+    parts += [f"{key} {value:.4g}" for key, value in scalars.items() if "/" not in key or key.startswith("loss/")]
+    parts.append(f"{scalars['time/epoch_s']:.1f} s")
+    if f"eval/{primary}" in scalars:
+        parts.append(f"{primary} {scalars[f'eval/{primary}']:.4g} (best {best:.4g})")
+    return " | ".join(parts)
+
+
 def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict:
     """Train the configured task epoch by epoch, logging every epoch; returns the final summary fields."""
     device = start(cfg)
@@ -128,8 +142,11 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict:
 
     tc, steps = cfg.train, task.steps_per_epoch
     status = "complete"
-    with failures_recorded(recorder), tqdm(total=tc.epochs * steps, initial=start_epoch * steps, disable=None,
-                                           desc=method.name) as progress:
+    log.info(f"{method.name}: {tc.epochs} epochs of {steps} steps, evaluated every {tc.eval_every}; run dir {run_dir}"
+             + (f" (resumed after epoch {start_epoch})" if start_epoch else ""))
+    # The bar is for terminals only (disable=None); the epoch lines go to stdout and the run's log file everywhere.
+    with failures_recorded(recorder), logging_redirect_tqdm(), \
+            tqdm(total=tc.epochs * steps, initial=start_epoch * steps, disable=None, desc=method.name) as progress:
         for epoch in range(start_epoch + 1, tc.epochs + 1):
             synchronize(device)
             t0 = time.perf_counter()
@@ -150,18 +167,31 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict:
                 scalars.update(values)
                 scalars["time/eval_s"] = time.perf_counter() - t0
             recorder.log(epoch, scalars, images)
+            log.info(epoch_line(epoch, tc.epochs, scalars, task.primary, recorder.state["best"]))
+            progress.set_postfix_str(f"epoch {epoch}" + (f", {task.primary} {recorder.state['last']:.4g}"
+                                                         if recorder.state["last"] is not None else ""))
             if status == "diverged":
-                progress.write(f"non-finite loss at epoch {epoch}; run recorded as diverged")
+                log.warning(f"non-finite loss at epoch {epoch}: run recorded as diverged")
                 break
             recorder.state["epoch"] = epoch
             save(checkpoint_path, task.stateful, epoch=epoch, train_time_s=train_time, recorder=recorder.state)
-    return finish(recorder, status, train_time)
+            if recorder.state["best_epoch"] == epoch:  # the generator (or model) to sample from is the best one
+                atomic_write(run_dir / "best.pt", lambda tmp: shutil.copyfile(checkpoint_path, tmp))
+    return finish(recorder, status, train_time, run_dir)
 
 
-def finish(recorder: Recorder, status: str, train_time: float) -> dict:
-    """Close the run with its status and timings; returns them as the job's result."""
+def finish(recorder: Recorder, status: str, train_time: float, run_dir: Path) -> dict:
+    """Close the run with its status and timings, and say where its results are; returns them as the job's result."""
     epochs_done = recorder.state.get("epoch", 0)
     result = {"epochs_completed": epochs_done, "train_time_s": train_time,
               "mean_epoch_time_s": train_time / max(epochs_done, 1)}
     recorder.finish(status, **result)
+    state, metric = recorder.state, recorder.primary
+    if state["best"] is not None:
+        log.info(f"{status}: final {metric} {state['last']:.4g}, best {state['best']:.4g} at epoch "
+                 f"{state['best_epoch']} (best.pt), {epochs_done} epochs in {train_time:.0f} s of training")
+    else:
+        log.info(f"{status}: no {metric} was measured, {epochs_done} epochs in {train_time:.0f} s of training")
+    log.info(f"results: {run_dir} (metrics.jsonl, summary.json, figures/, wandb/); "
+             f"compare runs with: lipbench-report {run_dir}")
     return {"status": status, **result}

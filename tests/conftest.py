@@ -10,9 +10,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from threadpoolctl import threadpool_limits
 
-from lipbench.cli import (
-    CONFIG_DIR,  # importing the CLI also registers the config's resolvers
-)
+import lipbench.cli  # noqa: F401  (registers the config's resolvers)
+from lipbench.config import CONFIG_DIR
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"

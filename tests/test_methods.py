@@ -161,3 +161,16 @@ def test_gp_under_bf16_autocast_matches_fp32():
     assert half.item() == pytest.approx(full.item(), rel=0.05)
     half.backward()
     assert all(torch.isfinite(p.grad).all() for p in critic.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("weight", [
+    torch.zeros(3, 4),                                                    # all zero: sigma is 0
+    torch.tensor([[1.0, -1.0, 0.0], [2.0, -2.0, 0.0], [0.0, 0.0, 0.0]]).t(),  # W^T 1 = 0: the all-ones start fails
+])
+def test_sn_projection_never_divides_by_a_zero_estimate(weight):
+    layer = nn.Linear(weight.shape[1], weight.shape[0], bias=False)
+    layer.weight.data.copy_(weight)
+    SpectralProjection(power_iterations=5).after_step(nn.Sequential(layer))
+    assert torch.isfinite(layer.weight).all()
+    expected = 0.0 if weight.abs().sum() == 0 else 1.0
+    assert torch.linalg.matrix_norm(layer.weight.detach(), 2).item() == pytest.approx(expected, abs=1e-6)

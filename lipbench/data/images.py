@@ -12,6 +12,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from lipbench import LipbenchError
 from lipbench.files import atomic_write
+from lipbench.progress import long_step
 
 # dataset.on_device=auto keeps the images on the GPU when they take less than this share of its free memory.
 MAX_GPU_SHARE = 0.25
@@ -47,7 +48,8 @@ def read_image(path: Path, size: int, channels: int, crop: int | None) -> np.nda
 def read_images(paths: list[Path], size: int, channels: int, crop: int | None) -> torch.Tensor:
     """Decode many files in threads (PIL releases the GIL) into a uint8 [N, C, size, size] tensor."""
     with ThreadPoolExecutor() as pool:
-        arrays = list(pool.map(lambda p: read_image(p, size, channels, crop), paths))
+        decoded = pool.map(lambda p: read_image(p, size, channels, crop), paths)
+        arrays = list(long_step(decoded, len(paths), f"decoding {len(paths)} images once into the cache (files)"))
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 

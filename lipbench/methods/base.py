@@ -12,6 +12,11 @@ class LipschitzMethod:
     def __init__(self, name: str):
         self.name = name
 
+    @property
+    def label(self) -> str:
+        """The method and its strength, as figure titles and summaries show it (e.g. `gp λ=10`)."""
+        return self.name
+
     def wrap(self, module: nn.Module) -> nn.Module:
         """Reparametrize the critic once before training (e.g. W -> W/sigma(W)); returns the module to train."""
         return module

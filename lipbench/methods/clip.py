@@ -14,6 +14,11 @@ class WeightClipping(LipschitzMethod):
         require(c > 0, "method.c", c, "> 0")
         self.c = float(c)
 
+    @property
+    def label(self) -> str:
+        """`clip c=0.01`."""
+        return f"{self.name} c={self.c:g}"
+
     @torch.no_grad()
     def after_step(self, module: nn.Module) -> None:
         """Clip all parameters, biases included, as the WGAN paper does."""

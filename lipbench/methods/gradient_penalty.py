@@ -30,6 +30,12 @@ class GradientPenalty(LipschitzMethod):
         if self.one_sided:  # a one-sided bound on a critic's slope; a loss's input gradient has no such target
             self.tasks = ("gan",)
 
+    @property
+    def label(self) -> str:
+        """`gp λ=10`, with the target when it is not the task's usual 1 (GAN) or 0 (classifier)."""
+        target = f" target={self.target:g}" if self.target not in (0.0, 1.0) else ""
+        return f"{self.name} λ={self.weight:g}{target}"
+
     def penalty(self, critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """The penalty at one interpolate per real/fake pair."""
         excess = input_gradient_norm(critic, interpolate(real, fake.detach())) - self.target

@@ -12,6 +12,9 @@ from lipbench.layers import (
 )
 from lipbench.methods.base import LipschitzMethod
 
+# Below this, a power-iteration estimate of sigma is treated as zero (a degenerate start, or an all-zero weight).
+SIGMA_FLOOR = 1e-12
+
 
 class SpectralNormalization(LipschitzMethod):
     """W/sigma(W) with sigma from power iteration on a persistent u; gradients flow through sigma.
@@ -25,6 +28,11 @@ class SpectralNormalization(LipschitzMethod):
         super().__init__(name)
         require(power_iterations >= 1, "method.power_iterations", power_iterations, ">= 1")
         self.power_iterations = int(power_iterations)
+
+    @property
+    def label(self) -> str:
+        """`sn 1 it.`: power iterations per step."""
+        return f"{self.name} {self.power_iterations} it."
 
     def wrap(self, module: nn.Module) -> nn.Module:
         """Reparametrize the weight of every linear and convolution layer."""
@@ -44,6 +52,11 @@ class SpectralProjection(LipschitzMethod):
         require(power_iterations >= 1, "method.power_iterations", power_iterations, ">= 1")
         self.power_iterations = int(power_iterations)
 
+    @property
+    def label(self) -> str:
+        """`sn_projection 5 it.`: power iterations from the all-ones vector."""
+        return f"{self.name} {self.power_iterations} it."
+
     @torch.no_grad()
     def after_step(self, module: nn.Module) -> None:
         """Divide each weight by its power-iteration estimate of sigma."""
@@ -51,4 +64,11 @@ class SpectralProjection(LipschitzMethod):
             matrix = weight_matrix(layer, layer.weight)
             ones = torch.ones(matrix.shape[0], device=matrix.device, dtype=matrix.dtype)
             u, v = power_iteration(matrix, ones, self.power_iterations)
-            layer.weight.div_(u @ matrix @ v)
+            sigma = u @ matrix @ v
+            if sigma <= SIGMA_FLOOR:
+                # The all-ones start is orthogonal to every singular vector (W^T 1 = 0) or W is 0: dividing would give
+                # inf/NaN. Take the exact sigma instead; an all-zero weight is left as it is (its norm is 0 <= 1).
+                sigma = torch.linalg.matrix_norm(matrix, 2)
+                if sigma <= SIGMA_FLOOR:
+                    continue
+            layer.weight.div_(sigma)

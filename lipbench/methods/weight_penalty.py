@@ -24,6 +24,11 @@ class WeightPenalty(LipschitzMethod):
         require(weight >= 0, "method.weight", weight, ">= 0")
         self.weight = float(weight)
 
+    @property
+    def label(self) -> str:
+        """`l2 λ=0.0001`."""
+        return f"{self.name} λ={self.weight:g}"
+
     def layer_penalty(self, layer: nn.Module) -> torch.Tensor:
         """The differentiable cost of one layer's weight."""
         raise NotImplementedError

@@ -14,7 +14,10 @@ from lipbench import LipbenchError
 from lipbench.data.images import to_inputs
 from lipbench.files import cached
 from lipbench.metrics.frechet import FrechetEvaluator
+from lipbench.progress import long_step, warn
 
+# Below this test accuracy the classifier's features may not tell the classes apart: the FD then means little.
+MIN_ACCURACY = 0.9
 # Fixed, so every run and seed measures with the same classifier.
 CLASSIFIER_SEED = 0
 TRAIN_BATCH = 128
@@ -56,7 +59,7 @@ def train_classifier(dataset, device, train_steps: int) -> dict:
         torch.manual_seed(CLASSIFIER_SEED)
         model = SmallCNN(dataset.shape[0], dataset.num_classes).to(device)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        for _ in range(train_steps):
+        for _ in long_step(range(train_steps), train_steps, f"training the FD classifier of {dataset.name} (steps)"):
             index = torch.randint(len(images), (TRAIN_BATCH,), device=device)
             loss = F.cross_entropy(model(to_inputs(images[index])), labels[index])
             opt.zero_grad(set_to_none=True)
@@ -70,6 +73,8 @@ def train_classifier(dataset, device, train_steps: int) -> dict:
 class ClassifierFeatures:
     """uint8 images -> 128-d penultimate features of the dataset's cached classifier (trained on first use)."""
 
+    dim = FEATURE_DIM
+
     def __init__(self, dataset, device, train_steps: int):
         self.device = torch.device(device)
         path = Path(dataset.cache_dir) / f"{dataset.name}_classifier_{train_steps}steps.pt"
@@ -79,6 +84,10 @@ class ClassifierFeatures:
         self.model.load_state_dict(trained["state_dict"])
         self.model.to(self.device).eval()
         self.test_accuracy = trained["test_accuracy"]
+        if self.test_accuracy < MIN_ACCURACY:
+            warn(f"the FD classifier of dataset={dataset.name} reaches only {self.test_accuracy:.0%} test accuracy "
+                 f"(below {MIN_ACCURACY:.0%}): its features may not separate the classes, so fd_classifier means "
+                 f"little; raise metric.fd_classifier.train_steps (delete {path} to retrain)")
         # Reference statistics are keyed on these exact weights, so a retrained classifier never meets stale ones.
         self.name = "classifier_" + hashlib.sha256(path.read_bytes()).hexdigest()[:12]
         self.protocol = {"features": f"lipbench SmallCNN penultimate layer ({FEATURE_DIM}-d)", "weights": str(path),

@@ -39,6 +39,7 @@ class InceptionFeatures:
     """uint8 images -> pool3 features; grayscale is repeated to RGB, pytorch-fid resizes to 299 and rescales."""
 
     name = "inception_pool3"
+    dim = 2048
 
     def __init__(self, weights: str | None, device):
         self.device = torch.device(device)

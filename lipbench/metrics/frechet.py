@@ -1,18 +1,26 @@
 """Fréchet distance between feature statistics of generated images and a cached real reference (FID and kin)."""
+import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
-import numpy as np
-import torch
-from pytorch_fid.fid_score import calculate_frechet_distance
-from torchvision.utils import save_image
+import matplotlib
 
-from lipbench.files import atomic_write, cached
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from pytorch_fid.fid_score import calculate_frechet_distance  # noqa: E402
+from torchvision.utils import make_grid  # noqa: E402
+
+from lipbench.files import atomic_write, cached  # noqa: E402
+from lipbench.progress import long_step, warn  # noqa: E402
 
 # The reference subset is drawn with its own fixed seed, so every run and seed shares one cached statistics file.
 REFERENCE_SEED = 0
 GRID_SIZE = 64
+# Inches of the sample-grid figure at 100 dpi: 8 samples of 16-32 px a row are drawn 2-4x larger, so they are visible.
+GRID_INCHES = 6
 
 
 class Stats(NamedTuple):
@@ -28,9 +36,11 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def statistics(features, batches: Iterable[torch.Tensor]) -> Stats:
-    """Stats of `features(batch)` over uint8 image batches."""
-    feats = torch.cat([features(batch.to(features.device)).double().cpu() for batch in batches]).numpy()
+def statistics(features, batches: Iterable[torch.Tensor], num_batches: int | None = None,
+               what: str = "feature statistics (batches)") -> Stats:
+    """Stats of `features(batch)` over uint8 image batches, with a bar (or start and end lines) saying `what`."""
+    feats = torch.cat([features(batch.to(features.device)).double().cpu()
+                       for batch in long_step(batches, num_batches, what)]).numpy()
     return Stats(feats.mean(axis=0), np.cov(feats, rowvar=False))
 
 
@@ -64,7 +74,9 @@ def reference_statistics(dataset, split: str, num_images: int, features, batch_s
 
     def compute():
         subset = torch.randperm(len(images), generator=torch.Generator().manual_seed(REFERENCE_SEED))[:n]
-        return statistics(features, (images[i] for i in subset.split(batch_size)))
+        batches = subset.split(batch_size)
+        return statistics(features, (images[i] for i in batches), len(batches),
+                          f"{features.name} statistics of {n} real {dataset.name} images, cached (batches)")
 
     return cached(reference_path(dataset, split, n, features), compute, save_stats, load_stats)
 
@@ -77,12 +89,19 @@ def generated_batches(generator, num_images: int, batch_size: int, rng: torch.Ge
 
 
 @torch.no_grad()
-def save_sample_grid(generator, seed: int, device, path: Path) -> Path:
-    """An 8x8 grid from the same noise every evaluation, so PNGs across epochs show one latent's evolution."""
+def save_sample_grid(generator, seed: int, device, title: str, path: Path) -> Path:
+    """An 8x8 grid from the same noise every evaluation (so PNGs across epochs show one latent's evolution),
+    upscaled with nearest-neighbour pixels and titled."""
     z = torch.randn(GRID_SIZE, generator.latent_dim, generator=torch.Generator().manual_seed(seed))
-    images = generator(z.to(device)).float().cpu()
-    return atomic_write(path, lambda tmp: save_image(images, tmp, nrow=8, normalize=True, value_range=(-1, 1),
-                                                     format="png"))
+    images = (generator(z.to(device)).float().cpu().clamp(-1, 1) + 1) / 2
+    grid = make_grid(images, nrow=8, padding=2, pad_value=1.0).permute(1, 2, 0).numpy()
+    fig, ax = plt.subplots(figsize=(GRID_INCHES, GRID_INCHES + 0.5), dpi=100)
+    ax.imshow(grid, interpolation="nearest", cmap="gray" if images.shape[1] == 1 else None, vmin=0, vmax=1)
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=9)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", bbox_inches="tight"))
+    plt.close(fig)
+    return path
 
 
 class FrechetEvaluator:
@@ -94,6 +113,11 @@ class FrechetEvaluator:
         self.dataset, self.device, self.seed, self.features = dataset, torch.device(device), seed, features
         self.num_samples, self.batch_size = int(num_samples), int(batch_size)
         self.num_reference = min(self.num_samples, len(dataset.split(split)[0]))
+        if min(self.num_samples, self.num_reference) < features.dim:
+            warn(f"{self.primary} on {min(self.num_samples, self.num_reference)} images, fewer than its "
+                 f"{features.dim} feature dimensions: the covariances are singular and the distance is biased "
+                 f"upwards; compare only runs with the same metric.{self.primary}.num_samples, or use at least "
+                 f"{features.dim}")
         self.reference, _ = reference_statistics(dataset, split, self.num_reference, features, self.batch_size)
         # Strings and constants that define the number: the loop can log them to the W&B config/summary.
         self.protocol = {f"{self.primary}/{k}": v for k, v in {
@@ -102,12 +126,16 @@ class FrechetEvaluator:
             **features.protocol}.items()}
 
     @torch.no_grad()
-    def __call__(self, generator, critic, epoch: int, run_dir: Path):
-        """The distance, its sample counts and a sample grid; its own RNG, so evaluating never shifts training's."""
+    def __call__(self, generator, critic, epoch: int, run_dir: Path, label: str = ""):
+        """The distance, its sample counts and a sample grid titled `label`; its own RNG, so evaluating never shifts
+        training's."""
         rng = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
         batches = generated_batches(generator, self.num_samples, self.batch_size, rng, self.device)
-        value = frechet_distance(statistics(self.features, batches), self.reference)
+        stats = statistics(self.features, batches, math.ceil(self.num_samples / self.batch_size),
+                           f"{self.primary} of {self.num_samples} generated images (batches)")
+        value = frechet_distance(stats, self.reference)
         scalars = {self.primary: value, f"{self.primary}_num_generated": float(self.num_samples),
                    f"{self.primary}_num_reference": float(self.num_reference)}
         grid_path = Path(run_dir) / "figures" / f"samples_epoch_{epoch:04d}.png"
-        return scalars, {"samples": save_sample_grid(generator, self.seed, self.device, grid_path)}
+        title = f"{label}\nepoch {epoch}: {self.primary} {value:.4g} ({self.num_samples} samples)".strip()
+        return scalars, {"samples": save_sample_grid(generator, self.seed, self.device, title, grid_path)}

@@ -43,8 +43,8 @@ class Toy2DEvaluator:
                          "w1/solver": "exact, POT ot.emd2 (network simplex), euclidean cost"}
 
     @torch.no_grad()
-    def __call__(self, generator, critic, epoch: int, run_dir: Path):
-        """Scalars and a scatter-over-contour PNG; its own RNG, so evaluating never shifts training's."""
+    def __call__(self, generator, critic, epoch: int, run_dir: Path, label: str = ""):
+        """Scalars and a scatter-over-contour PNG titled `label`; its own RNG, so evaluating never shifts training's."""
         rng = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
         real = self.dataset.sample(self.num_samples, generator=rng).cpu()
         z = torch.randn(self.num_samples, generator.latent_dim, generator=rng).to(self.device)
@@ -54,21 +54,26 @@ class Toy2DEvaluator:
             scalars.update(mode_statistics(fake, self.dataset.centers.cpu(), self.dataset.std))
         images = {}
         if self.plot:
-            images["samples"] = self.draw(critic, real, fake, Path(run_dir) / "figures" / f"epoch_{epoch:04d}.png")
+            stats = ", ".join(f"{k.replace('_', ' ')} {v:.3g}" for k, v in scalars.items())
+            title = f"{label}\nepoch {epoch}: {stats}".strip()
+            images["samples"] = self.draw(critic, real, fake, title,
+                                          Path(run_dir) / "figures" / f"epoch_{epoch:04d}.png")
         return scalars, images
 
-    def draw(self, critic, real: torch.Tensor, fake: torch.Tensor, path: Path) -> Path:
-        """Real and generated points over the critic's level sets."""
+    def draw(self, critic, real: torch.Tensor, fake: torch.Tensor, title: str, path: Path) -> Path:
+        """Generated and real points (real on top, so a collapsed generator cannot hide them) over the critic."""
         lim = float(max(real.abs().max(), 1.0)) * 1.3
         axis = torch.linspace(-lim, lim, 160)
         grid = torch.cartesian_prod(axis, axis)
         scores = critic(grid.to(self.device)).float().cpu().reshape(len(axis), len(axis))
-        fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
-        ax.contourf(axis.numpy(), axis.numpy(), scores.T.numpy(), levels=20, cmap="viridis", alpha=0.8)
-        ax.scatter(real[:, 0], real[:, 1], s=2, c="white", label="real")
-        ax.scatter(fake[:, 0], fake[:, 1], s=2, c="orangered", label="generated")
+        fig, ax = plt.subplots(figsize=(6, 5.2), dpi=100)
+        levels = ax.contourf(axis.numpy(), axis.numpy(), scores.T.numpy(), levels=20, cmap="viridis", alpha=0.8)
+        fig.colorbar(levels, ax=ax, label="critic score D(x)", fraction=0.046, pad=0.04)
+        ax.scatter(fake[:, 0], fake[:, 1], s=3, c="orangered", alpha=0.6, linewidths=0, label="generated")
+        ax.scatter(real[:, 0], real[:, 1], s=5, c="white", edgecolors="black", linewidths=0.3, label="real")
         ax.set_xlim(-lim, lim), ax.set_ylim(-lim, lim), ax.set_aspect("equal")
-        ax.legend(loc="upper right", markerscale=4)
+        ax.set_title(title, fontsize=9)
+        ax.legend(loc="upper right", markerscale=3, fontsize=8)
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, bbox_inches="tight")
         plt.close(fig)

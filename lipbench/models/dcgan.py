@@ -51,6 +51,8 @@ class DCGANGenerator(nn.Module):
 class DCGANCritic(nn.Module):
     """Per stage a 3x3 conv then a 4x4 stride-2 conv, LeakyReLU(0.1); a last 3x3 conv; linear to one score."""
 
+    image_sizes = SIZES  # the data it can serve (lipbench.config.require_model_fits reads it)
+
     def __init__(self, channels: int = 3, image_size: int = 32, width: int = 64, critic_norm: str = "none"):
         super().__init__()
         widths = stage_widths(image_size, width)[::-1]  # e.g. [64, 128, 256, 512] at 32x32

@@ -32,6 +32,8 @@ class MLPGenerator(nn.Module):
 class MLPCritic(nn.Module):
     """A point -> one unbounded score per sample. No BatchNorm: it would couple samples and break GP."""
 
+    image_sizes = None  # flat vectors, not images (lipbench.config.require_model_fits reads it)
+
     def __init__(self, in_dim: int = 2, hidden: int = 512, depth: int = 3, critic_norm: str = "none"):
         super().__init__()
         self.net = mlp(in_dim, hidden, depth, 1, critic_norm)

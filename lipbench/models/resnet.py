@@ -86,6 +86,8 @@ class ResNetGenerator(nn.Module):
 class ResNetCritic(nn.Module):
     """Residual blocks with average-pool downsampling, ReLU, global sum pooling, linear to one score."""
 
+    image_sizes = tuple(CRITIC_BLOCKS)  # the data it can serve (lipbench.config.require_model_fits reads it)
+
     def __init__(self, channels: int = 3, image_size: int = 32, width: int = 64, critic_norm: str = "none"):
         super().__init__()
         require_image_size("resnet", image_size, CRITIC_BLOCKS)
