@@ -50,9 +50,6 @@ class ClassifyTask:
         if getattr(dataset, "labels", None) is None:
             raise LipbenchError(f"dataset={cfg.dataset.name} has no labels: task=classify needs a labelled dataset "
                                 f"(dataset=digits, mnist or cifar10)")
-        if "classifier" not in cfg.model:
-            raise LipbenchError("model.classifier is missing: task=classify needs a classifier, "
-                                "e.g. model=classifier_cnn or model=classifier_mlp")
         self.images, self.labels = training_set(dataset, cfg.train.subset)
         self.steps_per_epoch = len(self.images) // cfg.train.batch_size
         require(self.steps_per_epoch >= 1, "train.batch_size", cfg.train.batch_size,

@@ -1,7 +1,6 @@
 """The `lipbench` command: a Hydra app that trains the task its config names in the one epoch loop."""
-import re
+import shutil
 import sys
-from datetime import datetime
 from pathlib import Path
 
 import hydra
@@ -9,38 +8,20 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from lipbench import LipbenchError
 from lipbench.config import CONFIG_DIR
-from lipbench.files import read_json_or_none
-from lipbench.training import train
-
-
-def safe_name(override_dirname: str) -> str:
-    """An override string usable as one directory name (values may hold '/', e.g. dataset.path)."""
-    return re.sub(r"[^A-Za-z0-9_.,=+-]", "_", override_dirname)[:200]
-
-
-def run_dir(resume, override_dirname: str, root: str = "runs") -> str:
-    """A new `root/date/time_overrides` dir, or with train.resume=true the newest unfinished run of these overrides."""
-    name = safe_name(override_dirname)
-    if str(resume).lower() == "true":
-        pattern = f"*/*_{name}" if name else "*/[0-9][0-9]-[0-9][0-9]-[0-9][0-9]"
-        unfinished = [
-            d for d in Path(root).glob(pattern)
-            if (d / "checkpoint.pt").exists() and (read_json_or_none(d / "summary.json") or {}).get("status") != "complete"
-        ]
-        if unfinished:
-            return str(max(unfinished, key=lambda d: d.stat().st_mtime))
-    now = datetime.now()
-    return f"{root}/{now:%Y-%m-%d}/{now:%H-%M-%S}" + (f"_{name}" if name else "")
-
+from lipbench.files import write_json
+from lipbench.rundir import run_dir, safe_name, sweep_dir
+from lipbench.training import Interrupted, train
 
 # A sentinel for "this key is not in the config" (None is a legitimate value).
 MISSING_KEY = object()
 
 OmegaConf.register_new_resolver("lipbench_run_dir", run_dir, use_cache=True)
+OmegaConf.register_new_resolver("lipbench_sweep_dir", sweep_dir, use_cache=True)
 OmegaConf.register_new_resolver("lipbench_safe_name", safe_name, use_cache=True)
 
 
@@ -103,17 +84,37 @@ def main() -> None:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def hydra_main(cfg: DictConfig):
-    """Run the configured task in Hydra's run dir; bad input ends the job with one line naming what to fix."""
+    """Run the configured task in Hydra's run dir; bad input ends the job with one line naming what to fix.
+
+    In a sweep, a job with bad input is recorded in its run dir as `invalid` and the sweep goes on; a single run
+    exits 2. An interrupted run (Ctrl-C, or SIGTERM from Slurm on preemption) is recorded as such and says how to
+    resume.
+    """
     hydra_cfg = HydraConfig.get()
     # Overrides that change where or how a run is logged, not what it computes (conf/config.yaml names them once):
     # kept out of the run's name and dir, and out of the overrides it records.
     bookkeeping = tuple(hydra_cfg.job.config.override_dirname.exclude_keys)
     overrides = [o for o in hydra_cfg.overrides.task if o.lstrip("+~").split("=", 1)[0] not in bookkeeping]
+    run_dir = Path(hydra_cfg.runtime.output_dir)
     try:
-        return train(cfg, Path(hydra_cfg.runtime.output_dir), overrides)
+        return train(cfg, run_dir, overrides, hydra_cfg.job.override_dirname)
+    except Interrupted as stop:
+        print(f"lipbench: {stop}; resume it with the same command and train.resume=true, or in {run_dir}",
+              file=sys.stderr)
+        sys.exit(stop.exit_code)
     except Exception as error:
         found = user_error(error)
         if found is None:
             raise
         print(f"lipbench: error: {found}", file=sys.stderr)
+        if hydra_cfg.mode == RunMode.MULTIRUN and not (run_dir / "summary.json").exists():
+            write_json(run_dir / "summary.json", {"status": "invalid", "error": str(found), "overrides": overrides})
+            return {"status": "invalid", "error": str(found)}
+        remove_if_unused(run_dir)
         sys.exit(2)
+
+
+def remove_if_unused(run_dir: Path) -> None:
+    """Delete a run dir that a refused run leaves with nothing but Hydra's files, so refusals leave no litter."""
+    if run_dir.is_dir() and all(p.name == ".hydra" or p.suffix in (".log", ".lock") for p in run_dir.iterdir()):
+        shutil.rmtree(run_dir)

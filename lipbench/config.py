@@ -3,9 +3,9 @@ import inspect
 from pathlib import Path
 
 from hydra.utils import get_object, instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from lipbench import LipbenchError
+from lipbench import LipbenchError, is_int, is_number, require
 
 # The configs live at the top of the repo (conf/), beside the package; an absolute path works from any cwd.
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
@@ -52,3 +52,68 @@ def require_model_fits(cfg: DictConfig) -> None:
         data = f"images of dataset.image_size={image_size}" if image_size is not None else "2-D points"
         raise LipbenchError(f"model={cfg.model.name} cannot serve dataset={cfg.dataset.name} ({data}): "
                             f"use {fits or 'another dataset.image_size'}")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Refuse, in one line naming the key, every value the run could not mean, before anything is built or read."""
+    require(is_int(cfg.seed) and cfg.seed >= 0, "seed", cfg.seed, "an integer >= 0")
+    for key in ("epochs", "batch_size", "eval_every") + (("n_critic",) if "n_critic" in cfg.train else ()):
+        require(is_int(cfg.train[key]) and cfg.train[key] >= 1, f"train.{key}", cfg.train[key], "an integer >= 1")
+    require(isinstance(cfg.train.resume, bool), "train.resume", cfg.train.resume, "true or false")
+    if "amp" in cfg.train:
+        require(cfg.train.amp in ("none", "bf16"), "train.amp", cfg.train.amp, "none or bf16")
+        require(isinstance(cfg.train.channels_last, bool), "train.channels_last", cfg.train.channels_last,
+                "true or false")
+    require(is_number(cfg.optim.get("lr")) and cfg.optim.lr > 0, "optim.lr", cfg.optim.get("lr"),
+            "a finite number > 0")
+    if "betas" in cfg.optim:
+        betas = cfg.optim.betas
+        require(isinstance(betas, ListConfig) and len(betas) == 2 and all(is_number(b) and 0 <= b < 1 for b in betas),
+                "optim.betas", betas, "two numbers in [0, 1), e.g. [0.5,0.9]")
+    wandb_cfg = cfg.logger.wandb
+    require(wandb_cfg.mode in ("offline", "online", "disabled"), "logger.wandb.mode", wandb_cfg.mode,
+            "offline, online or disabled")
+    require(isinstance(wandb_cfg.project, str) and wandb_cfg.project.strip() != "", "logger.wandb.project",
+            wandb_cfg.project, "a non-empty name")
+    if cfg.task.name == "gan":
+        require_model_fits(cfg)
+        validate_metric(cfg)
+    if cfg.task.name == "classify":
+        if "image_size" not in cfg.dataset:
+            raise LipbenchError(f"dataset={cfg.dataset.name} has no labels: task=classify needs a labelled dataset "
+                                f"(dataset=digits, mnist or cifar10)")
+        if "classifier" not in cfg.model:
+            raise LipbenchError(f"model={cfg.model.name} has no classifier: task=classify needs one, "
+                                "e.g. model=classifier_cnn or model=classifier_mlp")
+        subset, eps = cfg.train.subset, cfg.eval.eps
+        require(subset is None or (is_int(subset) and subset >= 1), "train.subset", subset, "null or an integer >= 1")
+        eps = list(eps) if isinstance(eps, ListConfig) else [eps]
+        require(len(eps) > 0 and all(is_number(e) and e >= 0 for e in eps), "eval.eps", eps,
+                "a list of budgets >= 0 (pixel units)")
+        for key in ("pgd_steps", "num_samples"):
+            require(is_int(cfg.eval[key]) and cfg.eval[key] >= 1, f"eval.{key}", cfg.eval[key], "an integer >= 1")
+
+
+def validate_metric(cfg: DictConfig) -> None:
+    """The quality metric must fit the data (W1 is for 2-D points, FID and FD for images) and have the samples a
+    distance needs."""
+    name, images = cfg.metric.name, "image_size" in cfg.dataset
+    if name == "w1" and images:
+        raise LipbenchError(f"metric=w1 is the exact W1 of 2-D points, not of dataset={cfg.dataset.name}'s images: "
+                            "use metric=auto, fid or fd_classifier")
+    if name in ("fid", "fd_classifier") and not images:
+        raise LipbenchError(f"metric={name} compares images, and dataset={cfg.dataset.name} holds 2-D points: "
+                            "use metric=auto or w1")
+    for metric in [name] if name != "auto" else (["fid", "fd_classifier"] if images else ["w1"]):
+        settings = cfg.metric[metric]
+        fewest = 1 if metric == "w1" else 2  # a covariance needs two samples
+        require(is_int(settings.num_samples) and settings.num_samples >= fewest, f"metric.{metric}.num_samples",
+                settings.num_samples, f"an integer >= {fewest}")
+        if "batch_size" in settings:
+            require(is_int(settings.batch_size) and settings.batch_size >= 1, f"metric.{metric}.batch_size",
+                    settings.batch_size, "an integer >= 1")
+        if "train_steps" in settings:
+            require(is_int(settings.train_steps) and settings.train_steps >= 1, f"metric.{metric}.train_steps",
+                    settings.train_steps, "an integer >= 1")
+        if "split" in settings:
+            require(settings.split in ("train", "test"), f"metric.{metric}.split", settings.split, "train or test")

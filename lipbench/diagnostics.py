@@ -85,8 +85,12 @@ def layer_norms(critic: nn.Module, x: torch.Tensor, generator: torch.Generator) 
 
 
 def histogram(values: torch.Tensor, bins: int) -> dict[str, list]:
-    """Counts and bin edges: plain JSON for metrics.jsonl, and what wandb.Histogram takes as np_histogram."""
-    counts, edges = np.histogram(values.cpu().double().numpy(), bins=bins)
+    """Counts and bin edges of the finite values: plain JSON for metrics.jsonl, and what wandb.Histogram takes as
+    np_histogram. Non-finite values (a critic that blew up) are left out; the mean and max keys show them."""
+    finite = values[torch.isfinite(values)].cpu().double().numpy()
+    if not len(finite):
+        return {"counts": [0] * bins, "edges": list(range(bins + 1))}
+    counts, edges = np.histogram(finite, bins=bins)
     return {"counts": counts.tolist(), "edges": edges.tolist()}
 
 

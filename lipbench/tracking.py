@@ -5,22 +5,26 @@ import os
 from pathlib import Path
 
 import wandb
-from wandb.sdk.lib.runid import generate_id
 
 from lipbench.files import atomic_write, read_jsonl, write_json
+from lipbench.wandb_files import logged_epochs
 
 
 class Recorder:
     """Logs one record per epoch to every sink and keeps summary.json current (status, final and best metric)."""
 
     def __init__(self, run_dir: Path, config: dict, overrides: list[str], wandb_cfg: dict, primary: str,
-                 protocol: dict, state=None):
+                 protocol: dict, wandb_id: str, state=None):
         self.run_dir = Path(run_dir)
         self.metrics_path = self.run_dir / "metrics.jsonl"
         self.summary_path = self.run_dir / "summary.json"
         self.config, self.overrides, self.primary, self.protocol = config, overrides, primary, protocol
-        self.state = state or {"wandb_id": generate_id(), "best": None, "best_epoch": None, "last": None}
-        self.drop_records_after(self.state.get("epoch", 0))
+        self.wandb_id = wandb_id
+        self.state = state or {"best": None, "best_epoch": None, "last": None}
+        kept = self.drop_records_after(self.state.get("epoch", 0))
+        # A resumed offline run: the epochs its earlier W&B files hold are not sent again (the resumed curve is the
+        # same, exactly), and those that a kill kept from W&B are sent first, so W&B holds every epoch once.
+        self.in_wandb = logged_epochs(self.run_dir) if wandb_cfg["mode"] == "offline" else set()
         self.wandb = wandb.init(
             project=wandb_cfg["project"],
             entity=wandb_cfg.get("entity"),
@@ -31,17 +35,22 @@ class Recorder:
             config={**config, "metric_protocol": protocol},
             dir=str(self.run_dir),
             mode=wandb_cfg["mode"],
-            id=self.state["wandb_id"],
+            id=wandb_id,
             resume="allow",
             settings=wandb.Settings(console="off", silent=True),  # no banners between the epoch lines
         )
+        if wandb_cfg["mode"] == "offline":
+            for record in kept:
+                self.send(record["epoch"], {k: v for k, v in record.items() if k != "epoch"}, {})
         self.write_summary("running")
 
-    def drop_records_after(self, epoch: int) -> None:
-        """On resume, forget epochs logged after the checkpoint so the curve is logged exactly once."""
-        if self.metrics_path.exists():
-            kept = [r for r in read_jsonl(self.metrics_path) if r["epoch"] <= epoch]
-            atomic_write(self.metrics_path, lambda tmp: tmp.write_text("".join(json.dumps(r) + "\n" for r in kept)))
+    def drop_records_after(self, epoch: int) -> list[dict]:
+        """On resume, forget epochs logged after the checkpoint so the curve is logged exactly once; the kept ones."""
+        if not self.metrics_path.exists():
+            return []
+        kept = [r for r in read_jsonl(self.metrics_path) if r.get("epoch", epoch + 1) <= epoch]
+        atomic_write(self.metrics_path, lambda tmp: tmp.write_text("".join(json.dumps(r) + "\n" for r in kept)))
+        return kept
 
     def log(self, epoch: int, scalars: dict, images: dict[str, Path]) -> None:
         """Append the epoch's record; track the best value of the primary metric (lower is better)."""
@@ -55,6 +64,13 @@ class Recorder:
             self.state["last"] = value
             if self.state["best"] is None or value < self.state["best"]:
                 self.state["best"], self.state["best_epoch"] = value, epoch
+        self.send(epoch, scalars, images)
+
+    def send(self, epoch: int, scalars: dict, images: dict[str, Path]) -> None:
+        """The epoch to W&B at step = epoch, unless W&B already holds it."""
+        if epoch in self.in_wandb:
+            return
+        self.in_wandb.add(epoch)
         media = {f"eval/{k}": wandb.Image(str(p)) for k, p in images.items()}
         # Histograms travel in the record as {"counts", "edges"}: plain JSON here, a wandb.Histogram on W&B.
         media.update({k: wandb.Histogram(np_histogram=(v["counts"], v["edges"]))
@@ -71,7 +87,7 @@ class Recorder:
             "best_metric": self.state["best"],
             "best_epoch": self.state["best_epoch"],
             "overrides": self.overrides,
-            "wandb_id": self.state["wandb_id"],
+            "wandb_id": self.wandb_id,
             **extra,
             "config": self.config,
         }

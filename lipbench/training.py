@@ -3,6 +3,7 @@ while a task owns its step and its evaluation, as drqv2's Workspace owns the loo
 import contextlib
 import math
 import shutil
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,10 +18,11 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from lipbench import LipbenchError
 from lipbench.checkpoint import restore, save
-from lipbench.config import build
+from lipbench.config import build, validate
 from lipbench.files import atomic_write
 from lipbench.methods import LipschitzMethod
 from lipbench.progress import log
+from lipbench.rundir import RunDir
 from lipbench.tracking import Recorder
 
 
@@ -87,14 +89,34 @@ def evaluating(networks: list[nn.Module]):
             net.train()
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM (Slurm's preemption and time limit): the run stops, recorded as `interrupted`."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.exit_code = 128 + signum  # the shell's convention, so a scheduler sees the signal
+
+
+def raise_interrupted(signum: int, frame) -> None:
+    """Signal handler: unwind the loop as Ctrl-C does, so the run is recorded and its W&B run closed."""
+    raise Interrupted(signum)
+
+
 @contextlib.contextmanager
 def failures_recorded(recorder: Recorder):
-    """Record a crash or Ctrl-C as the run's status (failed / interrupted), then let it propagate."""
+    """Record a crash, Ctrl-C or SIGTERM as the run's status (failed / interrupted), then let it propagate."""
+    previous = {sig: signal.signal(sig, raise_interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     except BaseException as error:
-        recorder.finish("interrupted" if isinstance(error, KeyboardInterrupt) else "failed", error=repr(error))
+        interrupted = isinstance(error, KeyboardInterrupt)
+        recorder.finish("interrupted" if interrupted else "failed", error=str(error) if interrupted else repr(error))
+        if interrupted and not isinstance(error, Interrupted):
+            raise Interrupted(signal.SIGINT) from None
         raise
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def epoch_means(steps: Iterator[dict[str, torch.Tensor]], progress: tqdm) -> dict[str, float]:
@@ -124,11 +146,19 @@ def epoch_line(epoch: int, epochs: int, scalars: dict, primary: str, best: float
     return " | ".join(parts)
 
 
-def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict:
+def finite_scalars(values: dict) -> bool:
+    """Whether every number in a record is finite (histograms, logged as dicts, are checked where they are made)."""
+    return all(math.isfinite(v) for v in values.values() if isinstance(v, (int, float)))
+
+
+def train(cfg: DictConfig, run_dir: Path, overrides: list[str], override_dirname: str = "") -> dict:
     """Train the configured task epoch by epoch, logging every epoch; returns the final summary fields."""
+    # Check the whole config, then claim the run dir, then build: bad values are errors before any work starts.
+    validate(cfg)
     device = start(cfg)
-    # Build everything from config first: bad values are errors before any training happens.
     method = build_method(cfg)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    claim = RunDir(run_dir, config, override_dirname)
     task: Task = get_method(cfg.task.build)(cfg, method, device)
 
     # Resume: a checkpoint in the run dir means this run was started before and is continued, exactly.
@@ -136,9 +166,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict:
     state = restore(checkpoint_path, task.stateful)
     start_epoch = state["epoch"] if state else 0
     train_time = state["train_time_s"] if state else 0.0
-    config = OmegaConf.to_container(cfg, resolve=True)
     recorder = Recorder(run_dir, config, overrides, config["logger"]["wandb"], task.primary, task.protocol,
-                        state["recorder"] if state else None)
+                        claim.wandb_id, state["recorder"] if state else None)
 
     tc, steps = cfg.train, task.steps_per_epoch
     status = "complete"
@@ -154,7 +183,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict:
             synchronize(device)
             epoch_time = time.perf_counter() - t0
             train_time += epoch_time
-            finite = all(math.isfinite(v) for v in scalars.values())
+            finite = finite_scalars(scalars)
             scalars.update({"time/epoch_s": epoch_time, "time/steps_per_s": steps / epoch_time,
                             "time/train_s": train_time})
             images = {}
@@ -166,12 +195,14 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict:
                     values, images = task.evaluate(epoch, run_dir)
                 scalars.update(values)
                 scalars["time/eval_s"] = time.perf_counter() - t0
+                if not finite_scalars(values):  # a critic whose slopes or outputs blew up is a diverged run too
+                    status = "diverged"
             recorder.log(epoch, scalars, images)
             log.info(epoch_line(epoch, tc.epochs, scalars, task.primary, recorder.state["best"]))
             progress.set_postfix_str(f"epoch {epoch}" + (f", {task.primary} {recorder.state['last']:.4g}"
                                                          if recorder.state["last"] is not None else ""))
             if status == "diverged":
-                log.warning(f"non-finite loss at epoch {epoch}: run recorded as diverged")
+                log.warning(f"non-finite values at epoch {epoch}: run recorded as diverged")
                 break
             recorder.state["epoch"] = epoch
             save(checkpoint_path, task.stateful, epoch=epoch, train_time_s=train_time, recorder=recorder.state)

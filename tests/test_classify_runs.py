@@ -67,7 +67,7 @@ def test_resumed_run_continues_the_same_curve(tmp_path):
 
 @pytest.mark.parametrize("override, key", [
     ("dataset=toy2d", "dataset=toy2d"),
-    ("model=mlp", "model.classifier"),
+    ("model=mlp", "model=mlp has no classifier"),
     ("train.subset=0", "train.subset"),
     ("eval.pgd_steps=0", "eval.pgd_steps"),
     ("eval.eps=[-1.0]", "eval.eps"),

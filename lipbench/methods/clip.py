@@ -2,7 +2,7 @@
 import torch
 from torch import nn
 
-from lipbench import require
+from lipbench import is_number, require
 from lipbench.methods.base import LipschitzMethod
 
 
@@ -11,7 +11,7 @@ class WeightClipping(LipschitzMethod):
 
     def __init__(self, name: str = "clip", c: float = 0.01):
         super().__init__(name)
-        require(c > 0, "method.c", c, "> 0")
+        require(is_number(c) and c > 0, "method.c", c, "a finite number > 0")
         self.c = float(c)
 
     @property

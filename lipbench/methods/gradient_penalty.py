@@ -6,7 +6,7 @@ themselves (real = fake = x), and the target is 0: lambda * ||grad_x loss||^2, a
 import torch
 from torch import nn
 
-from lipbench import require
+from lipbench import is_number, require
 from lipbench.layers import input_gradient_norm
 from lipbench.methods.base import LipschitzMethod
 
@@ -23,8 +23,8 @@ class GradientPenalty(LipschitzMethod):
 
     def __init__(self, name: str = "gp", weight: float = 10.0, one_sided: bool = False, target: float = 1.0):
         super().__init__(name)
-        require(weight >= 0, "method.weight", weight, ">= 0")
-        require(target >= 0, "method.target", target, ">= 0")
+        require(is_number(weight) and weight >= 0, "method.weight", weight, "a finite number >= 0")
+        require(is_number(target) and target >= 0, "method.target", target, "a finite number >= 0")
         self.weight, self.target = float(weight), float(target)
         self.one_sided = bool(one_sided)
         if self.one_sided:  # a one-sided bound on a critic's slope; a loss's input gradient has no such target

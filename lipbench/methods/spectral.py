@@ -3,7 +3,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrizations
 
-from lipbench import require
+from lipbench import is_int, require
 from lipbench.layers import (
     constrained_layers,
     output_dim,
@@ -26,7 +26,8 @@ class SpectralNormalization(LipschitzMethod):
 
     def __init__(self, name: str = "sn", power_iterations: int = 1):
         super().__init__(name)
-        require(power_iterations >= 1, "method.power_iterations", power_iterations, ">= 1")
+        require(is_int(power_iterations) and power_iterations >= 1, "method.power_iterations", power_iterations,
+                "an integer >= 1")
         self.power_iterations = int(power_iterations)
 
     @property
@@ -49,7 +50,8 @@ class SpectralProjection(LipschitzMethod):
 
     def __init__(self, name: str = "sn_projection", power_iterations: int = 5):
         super().__init__(name)
-        require(power_iterations >= 1, "method.power_iterations", power_iterations, ">= 1")
+        require(is_int(power_iterations) and power_iterations >= 1, "method.power_iterations", power_iterations,
+                "an integer >= 1")
         self.power_iterations = int(power_iterations)
 
     @property

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lipbench import require
+from lipbench import is_int, is_number, require
 from lipbench.layers import constrained_layers, power_iteration, weight_matrix
 from lipbench.methods.base import LipschitzMethod
 
@@ -21,7 +21,7 @@ class WeightPenalty(LipschitzMethod):
 
     def __init__(self, name: str, weight: float):
         super().__init__(name)
-        require(weight >= 0, "method.weight", weight, ">= 0")
+        require(is_number(weight) and weight >= 0, "method.weight", weight, "a finite number >= 0")
         self.weight = float(weight)
 
     @property
@@ -59,7 +59,8 @@ class SpectralPenalty(WeightPenalty):
 
     def __init__(self, name: str = "spectral_reg", weight: float = 0.01, power_iterations: int = 1):
         super().__init__(name, weight)
-        require(power_iterations >= 1, "method.power_iterations", power_iterations, ">= 1")
+        require(is_int(power_iterations) and power_iterations >= 1, "method.power_iterations", power_iterations,
+                "an integer >= 1")
         self.power_iterations = int(power_iterations)
 
     def wrap(self, module: nn.Module) -> nn.Module:

@@ -3,7 +3,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lipbench import require
 from lipbench.attacks import fgsm_l2, pgd_l2
 from lipbench.data.images import to_inputs
 
@@ -55,10 +54,7 @@ class ClassifierEvaluator:
     primary = PRIMARY
 
     def __init__(self, train_set, test_set, device, eps, pgd_steps: int = 10, num_samples: int = 500):
-        eps = [eps] if isinstance(eps, (int, float)) else list(eps)
-        require(len(eps) > 0 and all(e >= 0 for e in eps), "eval.eps", eps, "a list of budgets >= 0 (pixel units)")
-        require(pgd_steps >= 1, "eval.pgd_steps", pgd_steps, ">= 1")
-        require(num_samples >= 1, "eval.num_samples", num_samples, ">= 1")
+        eps = [eps] if isinstance(eps, (int, float)) else list(eps)  # values checked by lipbench.config.validate
         self.train_set, self.test_set, self.device = train_set, test_set, device
         self.eps, self.pgd_steps = [float(e) for e in eps], int(pgd_steps)
         self.protocol = {"eps": self.eps, "pgd_steps": self.pgd_steps, "num_samples": int(num_samples)}
