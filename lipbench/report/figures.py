@@ -6,6 +6,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from lipbench.files import atomic_write
@@ -14,6 +15,7 @@ from lipbench.report.runs import Group, finite
 COLOURS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive",
            "tab:cyan", "tab:gray", "black", "gold"]
 LINE_STYLES = ["-", "--", ":", "-."]
+HATCHES = ["", "//", "..", "xx"]
 MARKERS = ["o", "s", "^", "D", "v", "P"]
 # A value axis turns logarithmic when its values span more than this ratio.
 DECADE = 10.0
@@ -41,6 +43,10 @@ class Palette:
         return {"color": self.colour(group), "linestyle": LINE_STYLES[i % len(LINE_STYLES)],
                 "marker": MARKERS[i % len(MARKERS)], "markersize": 4, "label": group.label}
 
+    def hatch(self, group: Group) -> str:
+        """The bar hatch that stands for the group's line style."""
+        return HATCHES[self.index[id(group)] % len(HATCHES)]
+
 
 def save_figure(fig, path: Path) -> Path:
     """Write a figure as PNG atomically and free it."""
@@ -64,15 +70,17 @@ def mean_curve(group: Group, key: str, x_key: str = "epoch") -> tuple[np.ndarray
 
 
 def value_scale(ax, values: list[float]) -> None:
-    """A log axis for positive values spanning more than a decade, a symmetric log axis (linear around 0) for
-    signed ones or ones that include 0, else linear."""
+    """A log axis for positive values spanning more than a decade; for values of both signs (or with zeros), a
+    symmetric log axis (linear near 0) when the largest is over a decade above the typical one, so that one
+    diverging curve does not flatten the others; else linear."""
     magnitudes = np.abs([v for v in values if finite(v) and v != 0])
-    if len(magnitudes) == 0 or magnitudes.max() / magnitudes.min() <= DECADE:
+    if len(magnitudes) == 0:
         return
     if min(values) > 0:
-        ax.set_yscale("log")
-    else:
-        ax.set_yscale("symlog", linthresh=max(magnitudes.min(), magnitudes.max() * 1e-4))
+        if magnitudes.max() / magnitudes.min() > DECADE:
+            ax.set_yscale("log")
+    elif magnitudes.max() / np.median(magnitudes) > DECADE:
+        ax.set_yscale("symlog", linthresh=10 ** math.floor(math.log10(np.median(magnitudes))))
 
 
 def epoch_axis(ax) -> None:
@@ -92,17 +100,28 @@ def plot_curves(ax, groups: list[Group], palette: Palette, key: str, x_key: str 
         ax.plot(x, mean, **palette.line(group))
         ax.fill_between(x, mean - std, mean + std, color=palette.colour(group), alpha=0.15, linewidth=0)
         drawn.extend(mean)
+    if drawn and not any(drawn):
+        ax.text(0.5, 0.6, "0 in every run", transform=ax.transAxes, ha="center", color="0.4")
     value_scale(ax, drawn)
     ax.grid(alpha=0.3, which="both" if ax.get_yscale() == "log" else "major")
     return bool(drawn)
 
 
 def legend_below(fig, ax) -> None:
-    """One legend for the whole figure, under it, in as many columns as fit."""
-    handles, labels = ax.get_legend_handles_labels()
-    columns = max(1, min(len(labels), 3 if max(map(len, labels), default=0) > 24 else 4))
-    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=columns, fontsize=8,
-               frameon=False)
+    """One legend for the whole figure, under it: a column per method, its settings one under the other."""
+    columns = defaultdict(list)
+    for handle, label in zip(*ax.get_legend_handles_labels()):
+        columns[label.split(" ", 1)[0]].append((handle, label))
+    if all(len(entries) == 1 for entries in columns.values()):  # one setting each: fill rows of four
+        entries = [entry for column in columns.values() for entry in column]
+        ncol = min(len(entries), 4)
+    else:  # matplotlib fills legends column by column: pad each method's column to the same height
+        height = max(map(len, columns.values()))
+        blank = (Line2D([], [], alpha=0), "")
+        entries = [entry for column in columns.values() for entry in column + [blank] * (height - len(column))]
+        ncol = len(columns)
+    fig.legend([h for h, _ in entries], [label for _, label in entries], loc="upper center",
+               bbox_to_anchor=(0.5, 0.0), ncol=max(ncol, 1), fontsize=8, frameon=False)
 
 
 def plot_metric(groups: list[Group], palette: Palette, x_key: str, xlabel: str, title: str, path: Path) -> Path:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.ticker import LogLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from lipbench.report.figures import Palette, epoch_axis, grid_shape, legend_below, plot_curves, plot_metric, save_figure
 from lipbench.report.page import Table, Text
@@ -125,8 +125,10 @@ def plot_epoch_time(groups: list[Group], palette: Palette, path: Path) -> Path:
     spreads = [(group, spread(group, "epoch_time", None)) for group in groups]
     spreads = [(group, s) for group, s in spreads if s is not None]
     fig, ax = plt.subplots(figsize=(max(5.0, 1.5 + 0.7 * len(spreads)), 4.5))
-    ax.bar(range(len(spreads)), [s.mean for _, s in spreads], yerr=[s.std for _, s in spreads], capsize=4,
-           color=[palette.colour(group) for group, _ in spreads])
+    bars = ax.bar(range(len(spreads)), [s.mean for _, s in spreads], yerr=[s.std for _, s in spreads], capsize=4,
+                  color=[palette.colour(group) for group, _ in spreads], edgecolor="white")
+    for bar, (group, _) in zip(bars, spreads):
+        bar.set_hatch(palette.hatch(group))
     ax.set_xticks(range(len(spreads)), [group.label for group, _ in spreads], rotation=35, ha="right", fontsize=8)
     ax.set_ylabel("seconds per epoch"), ax.grid(axis="y", alpha=0.3)
     ax.set_title("Training time per epoch (each run's median; mean ± std over seeds)")
@@ -154,8 +156,11 @@ def plot_gradient_histograms(groups: list[Group], palette: Palette, path: Path) 
                           label=group.label)
                 drawn = True
         ax.set_xscale("log")
-        # Labels on the decades only: within one decade matplotlib labels every minor tick, and they overlap.
-        ax.xaxis.set_major_locator(LogLocator(base=10))
+        # Labelled ticks at 1, 2, 5 x 10^k over a narrow range, at the decades over a wide one; matplotlib's own
+        # labels every minor tick within one decade, and they overlap.
+        narrow = bins[-1] / bins[0] < 100
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if narrow else (1.0,)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(f"‖∇ₓD(x)‖ at {kind} points", fontsize=10), ax.set_xlabel("‖∇ₓD(x)‖")
     axes[0].set_ylabel("share of points")
@@ -168,13 +173,13 @@ def plot_gradient_histograms(groups: list[Group], palette: Palette, path: Path) 
     return None
 
 
-def reached_cell(group: Group, name: str, value: Spread | None, threshold: float | None) -> str:
-    """A threshold column's cell: the spread over the runs that reached it, and how many complete runs never did."""
-    if not name.endswith("_to_threshold"):
-        return str(value or "-")
-    complete = group.count("complete")
+def statistic_cell(group: Group, name: str, value: Spread | None, threshold: float | None) -> str:
+    """A statistic's cell; a threshold column also says how many complete runs never reached the threshold."""
     never = sum(run.status == "complete" and reach(run, threshold, "epoch") is None for run in group.runs)
-    return f"{value or '-'}, {never}/{complete} never" if never and threshold is not None else str(value or "-")
+    if not name.endswith("_to_threshold") or threshold is None or not never:
+        return str(value or "-")
+    runs = f"{never}/{group.count('complete')}"
+    return f"never ({runs} runs)" if value is None else f"{value}, {runs} never"
 
 
 def results_table(groups: list[Group], thresholds: dict) -> tuple[Table, list[dict]]:
@@ -189,7 +194,7 @@ def results_table(groups: list[Group], thresholds: dict) -> tuple[Table, list[di
         base_time = spread(base, "epoch_time", None) if base else None
         ratio = spreads["epoch_time"].mean / base_time.mean if base_time and spreads["epoch_time"] else None
         cells, fields = group_counts(group)
-        rows.append([*cells, *(reached_cell(group, name, s, threshold) for name, s in spreads.items()),
+        rows.append([*cells, *(statistic_cell(group, name, s, threshold) for name, s in spreads.items()),
                      None if ratio is None else f"{ratio:.2f}"])
         csv_rows.append({**fields, "threshold": threshold, **spread_fields(spreads),
                          "epoch_time_ratio_to_none": ratio})
@@ -218,7 +223,7 @@ def claims_blocks(groups: list[Group], thresholds: dict) -> list:
             """A side's label and its spread of the claim's statistic."""
             value = spread(group, claim.statistic, threshold)
             best = f" (best of {picked_of})" if picked_of > 1 else ""
-            return f"{group.arm}{best}: {value or '-'}", value
+            return f"{group.arm}{best}: {statistic_cell(group, claim.statistic, value, threshold)}", value
 
         def arms(method: str) -> list[Group]:
             """The groups of `method` in this context."""
@@ -263,18 +268,19 @@ def default_threshold(groups: list[Group]) -> tuple[float | None, str]:
     if not finals:
         return None, "none (no complete run)"
     best = min(finals, key=lambda item: item[0])[1]
-    half = math.ceil(max(run.config.get("train", {}).get("epochs", 1) for run in best.runs) / 2)
+    epochs = max(run.config.get("train", {}).get("epochs", 1) for run in best.runs)
+    half = math.ceil(epochs / 2)
     level = Spread.of(value_at(run, half) for run in best.runs if run.status == "complete")
     if level is None:
         return None, "none (the best group has no evaluation half-way)"
-    return level.mean, f"{level.mean:.4g} ({best.label} at epoch {half})"
+    return level.mean, f"{level.mean:.4g}, the mean of the best group ({best.label}) at epoch {half} of {epochs}"
 
 
 def section(runs: list[Run], out: Path, threshold: float | None = None) -> Section:
     """The GAN runs' section, its figures written into `out`; `threshold` is the quality level to time groups to."""
     swept, groups = group_runs(runs)
     contexts = sorted({group.context for group in groups})
-    found = {context: (threshold, f"{threshold:.4g} (--threshold)") if threshold is not None
+    found = {context: (threshold, f"{threshold:.4g}, set by --threshold") if threshold is not None
              else default_threshold([group for group in groups if group.context == context]) for context in contexts}
     thresholds = {context: level for context, (level, _) in found.items()}
     results, csv_rows = results_table(groups, thresholds)

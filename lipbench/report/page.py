@@ -80,6 +80,7 @@ th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: left; vertical-al
 th { background: #f2f2f2; position: sticky; top: 0; }
 tr:nth-child(even) td { background: #fafafa; }
 figure { margin: 1em 0; }
+figure.plot { display: inline-block; vertical-align: top; margin: 0 12px 12px 0; max-width: 100%; }
 figure img { max-width: 100%; border: 1px solid #eee; }
 .gallery { display: flex; flex-wrap: wrap; gap: 12px; }
 .gallery figure { flex: 0 1 320px; margin: 0; }
