@@ -12,9 +12,6 @@ from lipbench.report import main
 from lipbench.tracking import swept_keys
 from tests.conftest import FAST, composed, lipbench, read_summary, run_dirs
 
-# Every test here reads a module fixture of real runs.
-pytestmark = pytest.mark.slow
-
 
 def records(wandb_file: Path) -> list[dict]:
     """Every record of a run's .wandb transaction log, decoded by wandb itself."""
@@ -47,6 +44,7 @@ def sweep(tmp_path_factory):
     return sweep_dir, root / "report"
 
 
+@pytest.mark.slow  # a real sweep, ~40 s
 def test_each_run_is_grouped_by_sweep_typed_by_method_and_named_by_its_swept_values(sweep):
     sweep_dir, _ = sweep
     dirs = run_dirs(sweep_dir)
@@ -68,6 +66,7 @@ def test_each_run_is_grouped_by_sweep_typed_by_method_and_named_by_its_swept_val
     assert seen == {"gp λ=1", "gp λ=10", "gp_relu λ=1", "gp_relu λ=10"}
 
 
+@pytest.mark.slow  # a real sweep, ~40 s
 def test_epoch_is_every_chart_step_and_the_summary_holds_the_headline_numbers(sweep):
     sweep_dir, _ = sweep
     run_dir = run_dirs(sweep_dir)[0]
@@ -86,6 +85,7 @@ def test_epoch_is_every_chart_step_and_the_summary_holds_the_headline_numbers(sw
     assert 0 < logged["mean_epoch_time_s"] < 60
 
 
+@pytest.mark.slow  # a real sweep, ~40 s
 def test_report_run_holds_the_tables_and_figures_in_the_sweeps_group(sweep):
     _, report_dir = sweep
     (wandb_file,) = report_dir.glob("wandb/offline-run-*/run-*.wandb")
@@ -108,6 +108,7 @@ def test_report_run_holds_the_tables_and_figures_in_the_sweeps_group(sweep):
     assert len(runs["data"]) == 4 and "epochs_to_threshold" in runs["columns"]
 
 
+@pytest.mark.slow
 def test_a_single_run_is_grouped_by_dataset_and_task_and_named_by_what_was_typed(tmp_path):
     lipbench(tmp_path, "method=sn", *FAST, "metric.fid.weights=/data/weights/pt_inception.pth")
     run = decoded(run_dirs(tmp_path)[0])["run"]

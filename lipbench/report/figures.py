@@ -7,7 +7,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from lipbench.files import atomic_write
 from lipbench.report.runs import Group, finite
@@ -17,6 +17,7 @@ COLOURS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:
 LINE_STYLES = ["-", "--", ":", "-."]
 HATCHES = ["", "//", "..", "xx"]
 MARKERS = ["o", "s", "^", "D", "v", "P"]
+PLAIN = FuncFormatter(lambda value, _: f"{value:g}")
 # A value axis turns logarithmic when its values span more than this ratio.
 DECADE = 10.0
 
@@ -81,6 +82,9 @@ def value_scale(ax, values: list[float]) -> None:
             ax.set_yscale("log")
     elif magnitudes.max() / np.median(magnitudes) > DECADE:
         ax.set_yscale("symlog", linthresh=10 ** math.floor(math.log10(np.median(magnitudes))))
+    if ax.get_yscale() != "linear":  # 0.3 and 2 rather than 3×10⁻¹ and 2×10⁰
+        ax.yaxis.set_major_formatter(PLAIN)
+        ax.yaxis.set_minor_formatter(PLAIN)
 
 
 def epoch_axis(ax) -> None:

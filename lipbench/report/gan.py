@@ -8,9 +8,18 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import LogLocator, NullFormatter
 
-from lipbench.report.figures import Palette, epoch_axis, grid_shape, legend_below, plot_curves, plot_metric, save_figure
+from lipbench.report.figures import (
+    PLAIN,
+    Palette,
+    epoch_axis,
+    grid_shape,
+    legend_below,
+    plot_curves,
+    plot_metric,
+    save_figure,
+)
 from lipbench.report.page import Table, Text
 from lipbench.report.runs import (
     COUNT_HEADER,
@@ -160,7 +169,7 @@ def plot_gradient_histograms(groups: list[Group], palette: Palette, path: Path) 
         # labels every minor tick within one decade, and they overlap.
         narrow = bins[-1] / bins[0] < 100
         ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if narrow else (1.0,)))
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.xaxis.set_major_formatter(PLAIN)
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(f"‖∇ₓD(x)‖ at {kind} points", fontsize=10), ax.set_xlabel("‖∇ₓD(x)‖")
     axes[0].set_ylabel("share of points")
