@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from scipy.stats import permutation_test, rankdata
 
+from lipbench.naming import short_names
 from lipbench.report.figures import Palette, plot_metric, save_figure
 from lipbench.report.page import Table, Text
 from lipbench.report.runs import (
@@ -77,9 +78,11 @@ GENERALIZATION = ("test_error", "gap_accuracy", "gap_loss")
 
 def side(group: Group, picked_of: int, value, shown: list[str]) -> tuple[str, Spread | None]:
     """The table cell and the spread of one side of a comparison: `value` over its group's runs, labelled with the
-    method and its `shown` settings (the strength: weight=...)."""
+    method and its `shown` settings (the strength: λ=...)."""
     settings = group.runs[0].method_settings
-    strength = " ".join([group.method, *(f"{key}={settings[key]}" for key in shown if key in settings)])
+    names = short_names([f"method.{key}" for key in shown])
+    strength = " ".join([group.method, *(f"{names[f'method.{key}']}={settings[key]}" for key in shown
+                                         if key in settings)])
     spread = group.spread(value)
     return f"{strength} (best of {picked_of}): {spread or '-'}", spread
 
