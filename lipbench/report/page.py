@@ -7,6 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+def embedded(path: Path, alt: str) -> str:
+    """An <img> holding the PNG itself, so the page needs no other file."""
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+
+
 @dataclass
 class Heading:
     """A section title; level 1 is the page's."""
@@ -14,12 +20,24 @@ class Heading:
     level: int
     text: str
 
+    def markdown(self, out: Path) -> str:
+        return f"{'#' * self.level} {self.text}"
+
+    def html(self) -> str:
+        return f"<h{self.level}>{html.escape(self.text)}</h{self.level}>"
+
 
 @dataclass
 class Text:
     """A paragraph of plain text."""
 
     text: str
+
+    def markdown(self, out: Path) -> str:
+        return self.text
+
+    def html(self) -> str:
+        return f"<p>{html.escape(self.text)}</p>"
 
 
 @dataclass
@@ -33,12 +51,28 @@ class Table:
         """Every row's cells as text."""
         return [["-" if cell is None else str(cell) for cell in row] for row in self.rows]
 
+    def markdown(self, out: Path) -> str:
+        lines = ["| " + " | ".join(self.header) + " |", "|" + "---|" * len(self.header)]
+        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in self.cells()])
+
+    def html(self) -> str:
+        head = "".join(f"<th>{html.escape(cell)}</th>" for cell in self.header)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>"
+                       for row in self.cells())
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
 
 @dataclass
 class Figure:
     """A PNG in the report's dir."""
 
     path: Path
+
+    def markdown(self, out: Path) -> str:
+        return f"![{self.path.stem}]({os.path.relpath(self.path, out)})"
+
+    def html(self) -> str:
+        return f'<figure class="plot">{embedded(self.path, self.path.stem)}</figure>'
 
 
 @dataclass
@@ -47,30 +81,18 @@ class Gallery:
 
     images: list[tuple[str, Path]]
 
+    def markdown(self, out: Path) -> str:
+        return "\n".join(f"- {caption}: ![{caption}]({os.path.relpath(path, out)})" for caption, path in self.images)
+
+    def html(self) -> str:
+        figures = "".join(f"<figure>{embedded(path, caption)}<figcaption>{html.escape(caption)}</figcaption></figure>"
+                          for caption, path in self.images)
+        return f'<div class="gallery">{figures}</div>'
+
 
 def markdown(blocks: list, out: Path) -> str:
     """The blocks as GitHub-flavoured markdown, images linked relative to `out`."""
-    parts = []
-    for block in blocks:
-        if isinstance(block, Heading):
-            parts.append(f"{'#' * block.level} {block.text}")
-        elif isinstance(block, Text):
-            parts.append(block.text)
-        elif isinstance(block, Table):
-            lines = ["| " + " | ".join(block.header) + " |", "|" + "---|" * len(block.header)]
-            parts.append("\n".join(lines + ["| " + " | ".join(row) + " |" for row in block.cells()]))
-        elif isinstance(block, Figure):
-            parts.append(f"![{block.path.stem}]({os.path.relpath(block.path, out)})")
-        elif isinstance(block, Gallery):
-            parts.append("\n".join(f"- {caption}: ![{caption}]({os.path.relpath(path, out)})"
-                                   for caption, path in block.images))
-    return "\n\n".join(parts) + "\n"
-
-
-def embedded(path: Path, alt: str) -> str:
-    """An <img> holding the PNG itself, so the page needs no other file."""
-    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+    return "\n\n".join(block.markdown(out) for block in blocks) + "\n"
 
 
 STYLE = """
@@ -91,22 +113,6 @@ figcaption { font-size: 13px; color: #555; }
 
 def page(blocks: list, title: str) -> str:
     """The blocks as one HTML page with every figure embedded."""
-    parts = []
-    for block in blocks:
-        if isinstance(block, Heading):
-            parts.append(f"<h{block.level}>{html.escape(block.text)}</h{block.level}>")
-        elif isinstance(block, Text):
-            parts.append(f"<p>{html.escape(block.text)}</p>")
-        elif isinstance(block, Table):
-            head = "".join(f"<th>{html.escape(cell)}</th>" for cell in block.header)
-            body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>"
-                           for row in block.cells())
-            parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
-        elif isinstance(block, Figure):
-            parts.append(f'<figure class="plot">{embedded(block.path, block.path.stem)}</figure>')
-        elif isinstance(block, Gallery):
-            figures = "".join(f"<figure>{embedded(path, caption)}<figcaption>{html.escape(caption)}</figcaption>"
-                              f"</figure>" for caption, path in block.images)
-            parts.append(f'<div class="gallery">{figures}</div>')
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f"<style>{STYLE}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
+            f"<style>{STYLE}</style></head><body>\n" + "\n".join(block.html() for block in blocks)
+            + "\n</body></html>\n")
