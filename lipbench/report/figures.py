@@ -18,6 +18,9 @@ LINE_STYLES = ["-", "--", ":", "-."]
 HATCHES = ["", "//", "..", "xx"]
 MARKERS = ["o", "s", "^", "D", "v", "P"]
 PLAIN = FuncFormatter(lambda value, _: f"{value:g}")
+# Between the decades, only 2 and 5 x 10^k are labelled: 6, 7, 8 and 9 would crowd the axis.
+PLAIN_MINOR = FuncFormatter(lambda value, _: f"{value:g}"
+                            if value > 0 and round(value / 10 ** math.floor(math.log10(value))) in (2, 5) else "")
 # A value axis turns logarithmic when its values span more than this ratio.
 DECADE = 10.0
 
@@ -84,7 +87,7 @@ def value_scale(ax, values: list[float]) -> None:
         ax.set_yscale("symlog", linthresh=10 ** math.floor(math.log10(np.median(magnitudes))))
     if ax.get_yscale() != "linear":  # 0.3 and 2 rather than 3×10⁻¹ and 2×10⁰
         ax.yaxis.set_major_formatter(PLAIN)
-        ax.yaxis.set_minor_formatter(PLAIN)
+        ax.yaxis.set_minor_formatter(PLAIN_MINOR)
 
 
 def epoch_axis(ax) -> None:
