@@ -6,9 +6,15 @@ BIN := $(VENV)/bin
 # Extra arguments for `make bench`, e.g. BENCH_ARGS="--device cuda --fid-weights PATH"
 WORKERS ?= 2
 
-.PHONY: install test test-all bench clean
+.PHONY: install browser test test-all bench clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed browser
+
+# Headless Chromium renders report.html in the report's screenshot test; Debian's package, installed when missing
+# (sudo when not root).
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+		{ SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update && $$SUDO apt-get install -y chromium; }
 
 # Re-installs when the dependency list changes. torchvision pulls its matching torch (CUDA build, runs on CPU too).
 $(VENV)/.installed: pyproject.toml

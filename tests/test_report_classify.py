@@ -56,16 +56,16 @@ def final_records(root) -> dict[str, list[dict]]:
     groups = {}
     for run_dir in run_dirs(root):
         method = read_summary(run_dir)["config"]["method"]
-        label = method["name"] if method["name"] == "spectral_reg" else f"l2 weight={method['weight']}"
+        label = method["name"] if method["name"] == "spectral_reg" else f"l2 λ={method['weight']}"
         groups.setdefault(label, []).append(read_metrics(run_dir)[-1])
     return groups
 
 
 def test_table_groups_each_method_strength_with_counts_and_means(runs, tmp_path):
     rows, text = report([runs / "pair", runs / "more"], tmp_path)
-    records = final_records(runs / "pair") | {"l2 weight=0.01": final_records(runs / "more")["l2 weight=0.01"]}
+    records = final_records(runs / "pair") | {"l2 λ=0.01": final_records(runs / "more")["l2 λ=0.01"]}
     # method=l2/1e-3 and l2/1e-2 are one method at two strengths: two groups, labelled by the weight.
-    assert set(rows) == set(records) == {"l2 weight=0.001", "l2 weight=0.01", "spectral_reg"}
+    assert set(rows) == set(records) == {"l2 λ=0.001", "l2 λ=0.01", "spectral_reg"}
     for label, finals in records.items():
         row = rows[label]
         assert (row["task"], row["runs"], row["complete"], row["diverged"]) == ("classify", "2", "2", "0")
@@ -78,7 +78,7 @@ def test_table_groups_each_method_strength_with_counts_and_means(runs, tmp_path)
             assert float(row[f"{column}_mean"]) == pytest.approx(statistics.fmean(values), rel=1e-9, abs=1e-12)
             assert float(row[f"{column}_std"]) == pytest.approx(statistics.stdev(values), rel=1e-9, abs=1e-12)
         assert 0 < float(row["epoch_time_mean"])
-    assert rows["l2 weight=0.01"]["method.weight"] == "0.01"
+    assert rows["l2 λ=0.01"]["method.weight"] == "0.01"
     header = table_rows(text, "group")[0]
     for title in ("test error", "test acc", "acc gap", "loss gap", "FGSM acc ε=0.5", "PGD acc ε=1", "Π layer σ",
                   "‖∇margin‖ mean", "s/epoch"):
@@ -91,11 +91,11 @@ def test_table_groups_each_method_strength_with_counts_and_means(runs, tmp_path)
 
 def test_generalization_claim_compares_best_strengths_and_is_inconclusive_on_two_seeds(runs, tmp_path):
     rows, text = report([runs / "pair", runs / "more"], tmp_path)
-    best_l2 = min(["l2 weight=0.001", "l2 weight=0.01"], key=lambda label: float(rows[label]["test_error_mean"]))
+    best_l2 = min(["l2 λ=0.001", "l2 λ=0.01"], key=lambda label: float(rows[label]["test_error_mean"]))
     claims = table_rows(text, "spectral_reg generalizes better than l2")
     assert [row[2] for row in claims] == ["test error", "acc gap", "loss gap"]
     for (_, _, title, better, worse, verdict), column in zip(claims, ["test_error", "gap_accuracy", "gap_loss"]):
-        assert better.startswith("spectral_reg weight=0.01 (best of 1): ")
+        assert better.startswith("spectral_reg λ=0.01 (best of 1): ")
         assert worse.startswith(f"{best_l2} (best of 2): ")
         mean = float(worse.split(": ")[1].split(" ± ")[0])
         assert mean == pytest.approx(float(rows[best_l2][f"{column}_mean"]), rel=1e-3)

@@ -8,6 +8,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from scipy.stats import permutation_test, rankdata
 
+from lipbench.naming import short_names
+from lipbench.report.figures import Palette, plot_metric, save_figure
+from lipbench.report.page import Table, Text
 from lipbench.report.runs import (
     COUNT_HEADER,
     MIN_RUNS,
@@ -16,14 +19,13 @@ from lipbench.report.runs import (
     Run,
     Section,
     Spread,
+    best_group,
     context_label,
     finite,
     group_counts,
     group_runs,
-    markdown_table,
-    plot_metric,
-    save_figure,
     spread_fields,
+    swept_text,
     varying_settings,
     verdict,
 )
@@ -74,28 +76,23 @@ COMPARISONS = (Comparison("spectral_reg generalizes better than l2", "spectral_r
 GENERALIZATION = ("test_error", "gap_accuracy", "gap_loss")
 
 
-def best_arm(groups: list[Group], method: str, context, test_error) -> tuple[Group, int] | None:
-    """The group of `method` in `context` with the lowest mean final test error, and of how many it was picked."""
-    candidates = [(s.mean, group.arm, group) for group in groups
-                  if group.method == method and group.context == context and (s := group.spread(test_error))]
-    return (min(candidates)[2], len(candidates)) if candidates else None
-
-
 def side(group: Group, picked_of: int, value, shown: list[str]) -> tuple[str, Spread | None]:
     """The table cell and the spread of one side of a comparison: `value` over its group's runs, labelled with the
-    method and its `shown` settings (the strength: weight=...)."""
+    method and its `shown` settings (the strength: λ=...)."""
     settings = group.runs[0].method_settings
-    strength = " ".join([group.method, *(f"{key}={settings[key]}" for key in shown if key in settings)])
+    names = short_names([f"method.{key}" for key in shown])
+    strength = " ".join([group.method, *(f"{names[f'method.{key}']}={settings[key]}" for key in shown
+                                         if key in settings)])
     spread = group.spread(value)
     return f"{strength} (best of {picked_of}): {spread or '-'}", spread
 
 
-def generalization_claims(groups: list[Group], stats: dict) -> str:
+def generalization_claims(groups: list[Group], stats: dict) -> list:
     """Each comparison per context, on test error and on both gaps, between the two methods' best strengths."""
     rows = []
     for claim, context in itertools.product(COMPARISONS, sorted({group.context for group in groups})):
-        better = best_arm(groups, claim.better, context, stats["test_error"][1])
-        worse = best_arm(groups, claim.worse, context, stats["test_error"][1])
+        better = best_group(groups, claim.better, context, stats["test_error"][1])
+        worse = best_group(groups, claim.worse, context, stats["test_error"][1])
         if better is None or worse is None:
             continue
         # Label both sides with the settings that differ across the two methods' runs: the strengths picked.
@@ -108,13 +105,13 @@ def generalization_claims(groups: list[Group], stats: dict) -> str:
             rows.append([claim.text, context_label(context), title, better_cell, worse_cell,
                          verdict(better_spread, worse_spread)])
     uncovered = [claim.text for claim in COMPARISONS if claim.text not in {row[0] for row in rows}]
-    table = (markdown_table(["claim", "runs", "statistic", "expected lower", "expected higher", "verdict"], rows)
-             if rows else "No comparison has both of its methods among these runs.")
+    table = (Table(["claim", "runs", "statistic", "expected lower", "expected higher", "verdict"], rows)
+             if rows else Text("No comparison has both of its methods among these runs."))
     picking = ("Each side is the method's strength (its group) with the lowest mean final test error among its groups "
                "here, \"best of k\". That strength is picked on the test set itself, so both test errors are "
                "optimistic: an unbiased comparison would pick it on a validation split.")
-    return "\n\n".join([table, picking + " " + VERDICT_RULE + (f" Not covered by these runs: {'; '.join(uncovered)}."
-                                                              if uncovered else "")])
+    return [table, Text(picking + " " + VERDICT_RULE + (f" Not covered by these runs: {'; '.join(uncovered)}."
+                                                        if uncovered else ""))]
 
 
 def standardized_ranks(values) -> np.ndarray:
@@ -146,7 +143,7 @@ def correlation_verdict(correlation: tuple[float, float] | None, n: int) -> str:
     return "supported" if correlation[0] < 0 else "not supported"
 
 
-def robustness_claims(groups: list[Group], eps: list[str]) -> str:
+def robustness_claims(groups: list[Group], eps: list[str]) -> list:
     """Across the complete runs of each context: does a smaller final Lipschitz bound go with higher PGD accuracy?"""
     rows = []
     for context, e in itertools.product(sorted({group.context for group in groups}), eps):
@@ -161,13 +158,13 @@ def robustness_claims(groups: list[Group], eps: list[str]) -> str:
             f"layer σ and the final PGD accuracy; p is a two-sided permutation p-value (exact up to 7 runs). "
             f"Supported when ρ < 0 with p < {ALPHA} and n >= {MIN_RUNS}, not supported when ρ >= 0 with p < {ALPHA}, "
             f"inconclusive otherwise (ρ is undefined, \"-\", when either side is the same for every run).")
-    table = (markdown_table(["claim", "runs", "statistic", "ρ", "p", "n", "verdict"], rows)
-             if rows else "No run logged an accuracy under PGD: no rank correlation to compute.")
-    return "\n\n".join([table, rule])
+    table = (Table(["claim", "runs", "statistic", "ρ", "p", "n", "verdict"], rows)
+             if rows else Text("No run logged an accuracy under PGD: no rank correlation to compute."))
+    return [table, Text(rule)]
 
 
-def results_table(groups: list[Group], stats: dict) -> tuple[str, list[dict]]:
-    """The per-group markdown table, and the same numbers as CSV rows."""
+def results_table(groups: list[Group], stats: dict) -> tuple[Table, list[dict]]:
+    """The per-group table, and the same numbers as CSV rows."""
     header = [*COUNT_HEADER, *(title for title, _ in stats.values())]
     rows, csv_rows = [], []
     for group in groups:
@@ -175,10 +172,10 @@ def results_table(groups: list[Group], stats: dict) -> tuple[str, list[dict]]:
         cells, fields = group_counts(group)
         rows.append([*cells, *spreads.values()])
         csv_rows.append({**fields, **spread_fields(spreads)})
-    return markdown_table(header, rows), csv_rows
+    return Table(header, rows), csv_rows
 
 
-def plot_robustness(groups: list[Group], eps: list[str], path: Path) -> None:
+def plot_robustness(groups: list[Group], palette: Palette, eps: list[str], path: Path) -> Path:
     """Accuracy against the attack budget per group, one panel per attack, error bars ± std over runs; the clean
     accuracy of the same points is budget 0."""
     fig, axes = plt.subplots(1, len(ATTACKS), figsize=(6 * len(ATTACKS), 4.5), sharey=True)
@@ -189,48 +186,59 @@ def plot_robustness(groups: list[Group], eps: list[str], path: Path) -> None:
             points = [(budget, s) for budget, s in zip([0.0, *map(float, eps)], spreads) if s]
             if points:
                 ax.errorbar([b for b, _ in points], [s.mean for _, s in points], yerr=[s.std for _, s in points],
-                            marker="o", capsize=3, label=group.label)
+                            capsize=3, **palette.line(group))
         ax.set_title(f"L2 {attack.upper()}"), ax.set_xlabel("ε (L2, pixel units; 0 = clean)"), ax.grid(alpha=0.3)
     axes[0].set_ylabel("accuracy on the attacked test points"), axes[0].legend(fontsize=8)
-    save_figure(fig, path)
+    fig.suptitle("Accuracy under attack at the last evaluation: mean ± std over seeds")
+    return save_figure(fig, path)
 
 
-def plot_bound_vs_robustness(groups: list[Group], eps: list[str], path: Path) -> None:
-    """Final Lipschitz bound (log scale) against final PGD accuracy, one point per run, coloured by group, one
+def plot_bound_vs_robustness(groups: list[Group], palette: Palette, eps: list[str], path: Path) -> Path:
+    """Final Lipschitz bound (log scale) against final PGD accuracy, one point per run, coloured by method, one
     panel per budget."""
     fig, axes = plt.subplots(1, len(eps), figsize=(5 * len(eps), 4.5), sharey=True, squeeze=False)
     for ax, e in zip(axes[0], eps):
         for group in groups:
             points = [(run.final("diag/lipschitz_bound"), run.final(f"robust/pgd_eps{e}")) for run in group.runs]
             points = [(bound, accuracy) for bound, accuracy in points if finite(bound) and finite(accuracy)]
-            ax.scatter([b for b, _ in points], [a for _, a in points], label=group.label)
+            line = palette.line(group)
+            ax.scatter([b for b, _ in points], [a for _, a in points], color=line["color"], marker=line["marker"],
+                       label=group.label)
         ax.set_xscale("log"), ax.set_title(f"PGD ε={e}"), ax.set_xlabel("Π layer σ (final)"), ax.grid(alpha=0.3)
         # Within one decade matplotlib labels the minor ticks too, in wide scientific notation: tilt them apart.
         ax.tick_params(axis="x", which="both", labelrotation=45, labelsize=8)
     axes[0][0].set_ylabel("PGD accuracy (final)"), axes[0][0].legend(fontsize=8)
-    save_figure(fig, path)
+    fig.suptitle("Lipschitz bound against accuracy under PGD, one point per run")
+    return save_figure(fig, path)
+
+
+def run_rows(groups: list[Group], stats: dict) -> list[dict]:
+    """One row per run for the W&B report run: its group, W&B name and id, and its own statistics."""
+    return [{"group": group.label, "wandb_name": run.wandb.get("name"), "wandb_id": run.summary.get("wandb_id"),
+             "status": run.status, **{name: value(run) for name, (_, value) in stats.items()}}
+            for group in groups for run in group.runs]
 
 
 def section(runs: list[Run], out: Path) -> Section:
-    """The classifier runs' section, its plots written into `out`."""
+    """The classifier runs' section, its figures written into `out`."""
     swept, groups = group_runs(runs)
     eps = budgets(runs)
     stats = statistics(eps)
     results, csv_rows = results_table(groups, stats)
     summary = (f"{len(runs)} runs in {len(groups)} groups. Metric: test_error (lower is better). "
-               f"Swept: {', '.join(['method', *swept])}. "
-               f"L2 attack budgets ε (pixel units): {', '.join(eps) or 'none'}.")
-    notes = ("Mean ± std over complete runs (n = runs with a value), all at the last evaluation. test error = 1 - test "
+               f"{swept_text(swept, runs)} L2 attack budgets ε (pixel units): {', '.join(eps) or 'none'}.")
+    notes = ("Mean ± std over complete runs (n = runs with a value; one run shows its value alone), all at the last "
+             "evaluation. test error = 1 - test "
              "accuracy; acc gap = train - test accuracy and loss gap = test - train loss (positive when the model "
              "overfits); FGSM/PGD acc: accuracy under L2 attacks of budget ε on the fixed attacked test points; "
              "Π layer σ: the product of each layer's largest singular value (of the reshaped kernel for a "
              "convolution); ‖∇margin‖: input-gradient norm of the logit margin on those points; s/epoch: each run's "
              "median epoch time.")
-    claims = "\n\n".join([generalization_claims(groups, stats), robustness_claims(groups, eps)])
-    plot_metric(groups, "epoch", "epoch", out / "test_error_vs_epoch.png")
-    plot_robustness(groups, eps, out / "robust_vs_eps.png")
-    plots = ["test_error_vs_epoch.png", "robust_vs_eps.png"]
+    claims = [*generalization_claims(groups, stats), *robustness_claims(groups, eps)]
+    palette = Palette(groups)
+    figures = [plot_metric(groups, palette, "epoch", "epoch", "Test error against epoch",
+                           out / "test_error_vs_epoch.png"),
+               plot_robustness(groups, palette, eps, out / "robust_vs_eps.png")]
     if eps:  # none when no run got to an evaluation
-        plot_bound_vs_robustness(groups, eps, out / "bound_vs_pgd.png")
-        plots.append("bound_vs_pgd.png")
-    return Section("Classifier runs", summary, results, notes, claims, plots, csv_rows)
+        figures.append(plot_bound_vs_robustness(groups, palette, eps, out / "bound_vs_pgd.png"))
+    return Section("Classifier runs", summary, results, notes, claims, figures, csv_rows, run_rows(groups, stats))

@@ -1,14 +1,26 @@
-"""The GAN part of the report: quality, speed to a quality threshold, cost per epoch and critic diagnostics per
-group, and claims from the literature about the critic's Lipschitz methods."""
+"""The GAN part of the report: training curves, quality, speed to a quality threshold, cost per epoch and critic
+diagnostics per group, and claims from the literature about the critic's Lipschitz methods, compared on matched
+settings."""
 import itertools
 import math
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import LogLocator, NullFormatter
 
+from lipbench.report.figures import (
+    PLAIN,
+    Palette,
+    epoch_axis,
+    grid_shape,
+    legend_below,
+    plot_curves,
+    plot_metric,
+    save_figure,
+)
+from lipbench.report.page import Table, Text
 from lipbench.report.runs import (
     COUNT_HEADER,
     VERDICT_RULE,
@@ -16,14 +28,13 @@ from lipbench.report.runs import (
     Run,
     Section,
     Spread,
+    best_group,
     context_label,
     finite,
     group_counts,
     group_runs,
-    markdown_table,
-    plot_metric,
-    save_figure,
     spread_fields,
+    swept_text,
     verdict,
 )
 
@@ -38,6 +49,11 @@ def reach(run: Run, threshold: float | None, key: str) -> float | None:
     return next((r[key] for r in reached), None)
 
 
+def final_metric(run: Run) -> float | None:
+    """The run's final quality (complete runs only)."""
+    return run.quality("final_metric")
+
+
 def max_layer_sigma(run: Run) -> float | None:
     """The largest per-layer sigma at the run's last diagnostics."""
     record = next((r for r in reversed(run.records) if "diag/lipschitz_bound" in r), {})
@@ -46,7 +62,7 @@ def max_layer_sigma(run: Run) -> float | None:
 
 # Per-run statistics: name -> (column title, value of a run given the quality threshold of its context).
 STATISTICS = {
-    "final": ("final", lambda run, threshold: run.quality("final_metric")),
+    "final": ("final", lambda run, threshold: final_metric(run)),
     "best": ("best", lambda run, threshold: run.quality("best_metric")),
     "epochs_to_threshold": ("epochs to thr", lambda run, threshold: reach(run, threshold, "epoch")),
     "seconds_to_threshold": ("s to thr", lambda run, threshold: reach(run, threshold, "time/train_s")),
@@ -90,114 +106,231 @@ CLAIMS = (
 )
 
 
-def plot_epoch_time(groups: list[Group], path: Path) -> None:
-    """Seconds per epoch of every group, error bars ± std over runs."""
-    spreads = [(group.label, spread(group, "epoch_time", None)) for group in groups]
-    spreads = [(label, s) for label, s in spreads if s is not None]
-    fig, ax = plt.subplots(figsize=(max(4, 1 + 0.9 * len(spreads)), 4))
-    ax.bar(range(len(spreads)), [s.mean for _, s in spreads], yerr=[s.std for _, s in spreads], capsize=4)
-    ax.set_xticks(range(len(spreads)), [label for label, _ in spreads], rotation=30, ha="right")
-    ax.set_ylabel("seconds per epoch (median per run)"), ax.grid(axis="y", alpha=0.3)
-    save_figure(fig, path)
+# The training curves every GAN run logs each epoch: key -> panel title.
+CURVES = {
+    "loss/critic": "critic loss (with penalty)",
+    "loss/generator": "generator loss",
+    "wasserstein_estimate": "W estimate: mean D(real) − mean D(fake)",
+    "penalty": "penalty term of the critic loss",
+}
 
 
-def plot_gradient_histograms(groups: list[Group], path: Path) -> bool:
+def plot_training_curves(groups: list[Group], palette: Palette, path: Path) -> Path:
+    """The critic and generator losses, the W estimate and the penalty against epoch, one panel each."""
+    rows, columns = grid_shape(len(CURVES))
+    fig, axes = plt.subplots(rows, columns, figsize=(12, 4 * rows), squeeze=False)
+    for ax, (key, title) in zip(axes.flat, CURVES.items()):
+        plot_curves(ax, groups, palette, key)
+        epoch_axis(ax)
+        ax.set_title(title, fontsize=10)
+    fig.suptitle("Training curves (epoch means of each step's value): mean over seeds, band ± std")
+    fig.tight_layout()
+    legend_below(fig, axes.flat[0])
+    return save_figure(fig, path)
+
+
+def plot_epoch_time(groups: list[Group], palette: Palette, path: Path) -> Path:
+    """Seconds per epoch of every group, error bars ± std over runs, coloured by method."""
+    spreads = [(group, spread(group, "epoch_time", None)) for group in groups]
+    spreads = [(group, s) for group, s in spreads if s is not None]
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.5 + 0.7 * len(spreads)), 4.5))
+    bars = ax.bar(range(len(spreads)), [s.mean for _, s in spreads], yerr=[s.std for _, s in spreads], capsize=4,
+                  color=[palette.colour(group) for group, _ in spreads], edgecolor="white")
+    for bar, (group, _) in zip(bars, spreads):
+        bar.set_hatch(palette.hatch(group))
+    ax.set_xticks(range(len(spreads)), [group.label for group, _ in spreads], rotation=35, ha="right", fontsize=8)
+    ax.set_ylabel("seconds per epoch"), ax.grid(axis="y", alpha=0.3)
+    ax.set_title("Training time per epoch (each run's median; mean ± std over seeds)")
+    return save_figure(fig, path)
+
+
+def plot_gradient_histograms(groups: list[Group], palette: Palette, path: Path) -> Path | None:
     """Distribution of ||grad_x D|| at the last diagnostics, per point kind, pooled over each group's runs."""
     fig, axes = plt.subplots(1, len(GRADIENT_KINDS), figsize=(5 * len(GRADIENT_KINDS), 4))
     drawn = False
     for ax, kind in zip(axes, GRADIENT_KINDS):
-        hists = {group.label: [h for h in (run.last(f"diag/grad_norm/{kind}/hist") for run in group.runs) if h]
-                 for group in groups}
-        edges = [e for hs in hists.values() for h in hs for e in (h["edges"][0], h["edges"][-1])]
+        hists = [(group, [h for h in (run.last(f"diag/grad_norm/{kind}/hist") for run in group.runs) if h])
+                 for group in groups]
+        edges = [e for _, hs in hists for h in hs for e in (h["edges"][0], h["edges"][-1])]
         if not edges:
             continue
         # Log-spaced common bins: a clipped critic and an unconstrained one differ by orders of magnitude.
         bins = np.geomspace(max(min(edges), 1e-8), max(max(edges), 2e-8), 41)
-        for label, hs in hists.items():
+        for group, hs in hists:
             if hs:
                 centers = np.concatenate([(np.array(h["edges"][1:]) + h["edges"][:-1]) / 2 for h in hs])
                 counts, _ = np.histogram(centers, bins, weights=np.concatenate([h["counts"] for h in hs]))
-                ax.stairs(counts / max(counts.sum(), 1), bins, label=label)
+                style = palette.line(group)
+                ax.stairs(counts / max(counts.sum(), 1), bins, color=style["color"], linestyle=style["linestyle"],
+                          label=group.label)
                 drawn = True
-        ax.set_xscale("log"), ax.set_title(f"‖∇ₓD(x)‖ at {kind} points"), ax.set_ylabel("share of points")
-        ax.legend(fontsize=7)
+        ax.set_xscale("log")
+        # Labelled ticks at 1, 2, 5 x 10^k over a narrow range, at the decades over a wide one; matplotlib's own
+        # labels every minor tick within one decade, and they overlap.
+        narrow = bins[-1] / bins[0] < 100
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if narrow else (1.0,)))
+        ax.xaxis.set_major_formatter(PLAIN)
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_title(f"‖∇ₓD(x)‖ at {kind} points", fontsize=10), ax.set_xlabel("‖∇ₓD(x)‖")
+    axes[0].set_ylabel("share of points")
+    fig.suptitle("Critic input-gradient norms at the last evaluation, pooled over each group's runs")
+    fig.tight_layout()
+    legend_below(fig, axes[0])
     if drawn:
-        save_figure(fig, path)
+        return save_figure(fig, path)
     plt.close(fig)
-    return drawn
+    return None
 
 
-def results_table(groups: list[Group], thresholds: dict) -> tuple[str, list[dict]]:
-    """The per-group markdown table, and the same numbers as CSV rows."""
+def statistic_cell(group: Group, name: str, value: Spread | None, threshold: float | None) -> str:
+    """A statistic's cell; a threshold column also says how many complete runs never reached the threshold."""
+    never = sum(run.status == "complete" and reach(run, threshold, "epoch") is None for run in group.runs)
+    if not name.endswith("_to_threshold") or threshold is None or not never:
+        return str(value or "-")
+    runs = f"{never}/{group.count('complete')}"
+    return f"never ({runs} runs)" if value is None else f"{value}, {runs} never"
+
+
+def results_table(groups: list[Group], thresholds: dict) -> tuple[Table, list[dict]]:
+    """The per-group table, and the same numbers as CSV rows."""
     by_arm = {(group.arm, group.context): group for group in groups}
     header = [*COUNT_HEADER, *(title for title, _ in STATISTICS.values()), "s/epoch ÷ none"]
     rows, csv_rows = [], []
     for group in groups:
-        spreads = {name: spread(group, name, thresholds[group.context]) for name in STATISTICS}
+        threshold = thresholds[group.context]
+        spreads = {name: spread(group, name, threshold) for name in STATISTICS}
         base = by_arm.get(("none", group.context))
         base_time = spread(base, "epoch_time", None) if base else None
         ratio = spreads["epoch_time"].mean / base_time.mean if base_time and spreads["epoch_time"] else None
         cells, fields = group_counts(group)
-        rows.append([*cells, *spreads.values(), None if ratio is None else f"{ratio:.2f}"])
-        csv_rows.append({**fields, "threshold": thresholds[group.context], **spread_fields(spreads),
+        rows.append([*cells, *(statistic_cell(group, name, s, threshold) for name, s in spreads.items()),
+                     None if ratio is None else f"{ratio:.2f}"])
+        csv_rows.append({**fields, "threshold": threshold, **spread_fields(spreads),
                          "epoch_time_ratio_to_none": ratio})
-    return markdown_table(header, rows), csv_rows
+    return Table(header, rows), csv_rows
 
 
-def claims_table(groups: list[Group], thresholds: dict) -> str:
-    """A verdict for every claim whose two sides are among the groups, in each context where they are (one row per
-    pair of arms when a method comes at several settings)."""
+def matched_pairs(lower: list[Group], higher: list[Group]) -> list[tuple[Group, Group]]:
+    """The pairs of groups a claim compares like with like: every arm against a method that comes at one setting
+    (SN against GP at each λ), else the arms that agree on the settings both methods vary (gp λ=10 against
+    gp_relu λ=10); none when the two methods vary unrelated settings (those meet only at their best)."""
+    if min(len(lower), len(higher)) <= 1:  # a method absent (no pair) or at one setting (against each arm)
+        return list(itertools.product(lower, higher))
+    shared = {key for key, _ in lower[0].variant} & {key for key, _ in higher[0].variant}
+    return [(a, b) for a, b in itertools.product(lower, higher)
+            if shared and all(dict(a.variant)[key] == dict(b.variant)[key] for key in shared)]
 
-    def sides(name: str | float, claim: Claim, context) -> list[tuple[str, Spread | None]]:
-        """The label and spread of each group that is one side of a claim; a fixed number is a side of its own."""
-        if isinstance(name, float):
-            return [(f"{name:g} (fixed)", Spread(name, 0.0, math.inf))]
-        matching = [group for group in groups if group.method == name and group.context == context]
-        spreads = [spread(group, claim.statistic, thresholds[context]) for group in matching]
-        return [(f"{group.arm}: {s or '-'}", s) for group, s in zip(matching, spreads)]
 
+def claims_blocks(groups: list[Group], thresholds: dict) -> list:
+    """A verdict for every claim whose two sides are among the groups, per context: one row per matched pair of
+    settings, and one between each method's best setting when a side comes at several."""
     rows = []
-    for claim in CLAIMS:
-        for context in thresholds:
-            pairs = itertools.product(sides(claim.lower, claim, context), sides(claim.higher, claim, context))
-            for (lower, lower_spread), (higher, higher_spread) in pairs:
-                rows.append([claim.text, context_label(context), STATISTICS[claim.statistic][0], lower, higher,
-                             verdict(lower_spread, higher_spread)])
+    for claim, context in itertools.product(CLAIMS, thresholds):
+        threshold = thresholds[context]
+
+        def cell(group: Group, picked_of: int = 1) -> tuple[str, Spread | None]:
+            """A side's label and its spread of the claim's statistic."""
+            value = spread(group, claim.statistic, threshold)
+            best = f" (best of {picked_of})" if picked_of > 1 else ""
+            return f"{group.arm}{best}: {statistic_cell(group, claim.statistic, value, threshold)}", value
+
+        def arms(method: str) -> list[Group]:
+            """The groups of `method` in this context."""
+            return [group for group in groups if group.method == method and group.context == context]
+
+        lower = arms(claim.lower)
+        if isinstance(claim.higher, float):
+            fixed = (f"{claim.higher:g} (fixed)", Spread(claim.higher, 0.0, math.inf))
+            sides = [(cell(group), fixed) for group in lower]
+        else:
+            higher = arms(claim.higher)
+            sides = [(cell(a), cell(b)) for a, b in matched_pairs(lower, higher)]
+            if lower and higher and max(len(lower), len(higher)) > 1:
+                best_lower = best_group(groups, claim.lower, context, final_metric)
+                best_higher = best_group(groups, claim.higher, context, final_metric)
+                if best_lower and best_higher:
+                    sides.append((cell(*best_lower), cell(*best_higher)))
+        for (lower_cell, lower_spread), (higher_cell, higher_spread) in sides:
+            rows.append([claim.text, context_label(context), STATISTICS[claim.statistic][0], lower_cell,
+                         higher_cell, verdict(lower_spread, higher_spread)])
     uncovered = [claim.text for claim in CLAIMS if claim.text not in {row[0] for row in rows}]
-    table = (markdown_table(["claim", "runs", "statistic", "expected lower", "expected higher", "verdict"], rows)
-             if rows else "No claim compares groups present in these runs.")
-    return "\n\n".join([table, VERDICT_RULE + (f" Not covered by these runs: {'; '.join(uncovered)}."
-                                               if uncovered else "")])
+    table = (Table(["claim", "runs", "statistic", "expected lower", "expected higher", "verdict"], rows)
+             if rows else Text("No claim compares groups present in these runs."))
+    pairing = ("Sides are compared on matched settings: a method at one setting against each setting of the other "
+               "(SN against GP at each λ), methods that vary the same setting at equal values (gp λ=10 against "
+               "gp_relu λ=10), and, when a side comes at several settings, each method at its best one (\"best of "
+               "k\": the lowest mean final metric, picked on these same runs, which flatters both sides).")
+    return [table, Text(" ".join([pairing, VERDICT_RULE, *([f"Not covered by these runs: {'; '.join(uncovered)}."]
+                                                          if uncovered else [])]))]
 
 
-def write_plots(groups: list[Group], out: Path) -> list[str]:
-    """All plots into `out`; returns their file names."""
-    plot_metric(groups, "epoch", "epoch", out / "metric_vs_epoch.png")
-    plot_metric(groups, "time/train_s", "training seconds (mean over runs)", out / "metric_vs_time.png")
-    plot_epoch_time(groups, out / "epoch_time.png")
-    plots = ["metric_vs_epoch.png", "metric_vs_time.png", "epoch_time.png"]
-    if plot_gradient_histograms(groups, out / "grad_norm_hist.png"):
-        plots.append("grad_norm_hist.png")
-    return plots
+def value_at(run: Run, epoch: int) -> float | None:
+    """The run's metric at its first evaluation at or after `epoch`."""
+    return next((r[run.metric_key] for r in run.records if r["epoch"] >= epoch and finite(r.get(run.metric_key))),
+                None)
+
+
+def default_threshold(groups: list[Group]) -> tuple[float | None, str]:
+    """A level that tells groups apart: the mean metric the best group (lowest final mean) had half-way through
+    its run. Returns it and how it was found."""
+    finals = [(s.mean, group) for group in groups if (s := spread(group, "final", None))]
+    if not finals:
+        return None, "none (no complete run)"
+    best = min(finals, key=lambda item: item[0])[1]
+    epochs = max(run.config.get("train", {}).get("epochs", 1) for run in best.runs)
+    half = math.ceil(epochs / 2)
+    level = Spread.of(value_at(run, half) for run in best.runs if run.status == "complete")
+    if level is None:
+        return None, "none (the best group has no evaluation half-way)"
+    return level.mean, f"{level.mean:.4g}, the mean of the best group ({best.label}) at epoch {half} of {epochs}"
 
 
 def section(runs: list[Run], out: Path, threshold: float | None = None) -> Section:
-    """The GAN runs' section, its plots written into `out`; `threshold` is the quality level to time groups to."""
+    """The GAN runs' section, its figures written into `out`; `threshold` is the quality level to time groups to."""
     swept, groups = group_runs(runs)
-    # One threshold per context: by default the worst group's final mean, a level every group can be timed to.
-    finals = defaultdict(list)
-    for group in groups:
-        if final := spread(group, "final", None):
-            finals[group.context].append(final.mean)
-    thresholds = {context: threshold if threshold is not None else max(finals[context], default=None)
-                  for context in sorted({group.context for group in groups})}
+    contexts = sorted({group.context for group in groups})
+    found = {context: (threshold, f"{threshold:.4g}, set by --threshold") if threshold is not None
+             else default_threshold([group for group in groups if group.context == context]) for context in contexts}
+    thresholds = {context: level for context, (level, _) in found.items()}
     results, csv_rows = results_table(groups, thresholds)
     metrics = sorted({run.metric_key.removeprefix("eval/") for run in runs})
-    threshold_text = ", ".join(f"{context_label(c)}: {t:.4g}" for c, t in thresholds.items() if t is not None)
+    threshold_text = "; ".join(f"{context_label(context)}: {text}" if len(found) > 1 else text
+                               for context, (_, text) in found.items())
     summary = (f"{len(runs)} runs in {len(groups)} groups. Metric: {', '.join(metrics)} (lower is better). "
-               f"Swept: {', '.join(['method', *swept])}. Threshold: {threshold_text or 'none (no complete run)'}.")
-    notes = ("Mean ± std over runs (n = runs with a value). final, best and the threshold columns use complete runs "
-             "(a run that never reached the threshold is left out of its n); s/epoch is each run's median epoch "
-             "time; ‖∇D‖ and the layer norms are from the last diagnostics.")
-    return Section("GAN runs", summary, results, notes, claims_table(groups, thresholds), write_plots(groups, out),
-                   csv_rows)
+               f"{swept_text(swept, runs)} Threshold: {threshold_text}.")
+    notes = ("Mean ± std over runs (n = runs with a value; one run shows its value alone). final, best and the "
+             "threshold columns use complete runs. The threshold is, unless --threshold sets it, the mean metric "
+             "that the best group (lowest final mean) had at the first evaluation half-way through its run, so "
+             "groups that get there sooner take fewer epochs; \"k/n never\" counts the complete runs that never "
+             "reached it, which the mean leaves out. s/epoch is each run's median epoch time; ‖∇D‖ and the layer "
+             "norms are from the last diagnostics.")
+    palette = Palette(groups)
+    figures = [plot_training_curves(groups, palette, out / "training_curves.png"),
+               plot_metric(groups, palette, "epoch", "epoch", "Quality against epoch", out / "metric_vs_epoch.png"),
+               plot_metric(groups, palette, "time/train_s", "training seconds (mean over seeds; evaluation excluded)",
+                           "Quality against training time", out / "metric_vs_time.png"),
+               plot_epoch_time(groups, palette, out / "epoch_time.png"),
+               plot_gradient_histograms(groups, palette, out / "grad_norm_hist.png")]
+    return Section("GAN runs", summary, results, notes, claims_blocks(groups, thresholds),
+                   [figure for figure in figures if figure], csv_rows, run_rows(groups, thresholds),
+                   samples(groups))
+
+
+def run_rows(groups: list[Group], thresholds: dict) -> list[dict]:
+    """One row per run for the W&B report run: its group, W&B name and id, and its own statistics."""
+    return [{"group": group.label, "wandb_name": run.wandb.get("name"), "wandb_id": run.summary.get("wandb_id"),
+             "status": run.status, "threshold": thresholds[group.context],
+             **{name: value(run, thresholds[group.context]) for name, (_, value) in STATISTICS.items()}}
+            for group in groups for run in group.runs]
+
+
+def samples(groups: list[Group]) -> list[tuple[str, Path]]:
+    """The last sample figure of each group's best run (lowest final metric), captioned with the group."""
+    shown = []
+    for group in groups:
+        ranked = sorted((run for run in group.runs if finite(run.quality("final_metric"))),
+                        key=lambda run: run.quality("final_metric"))
+        if ranked and (grid := ranked[0].sample_grid()):
+            shown.append((f"{group.label}: seed {ranked[0].config.get('seed')}, "
+                          f"{ranked[0].summary.get('metric')} {ranked[0].quality('final_metric'):.4g}", grid))
+    return shown

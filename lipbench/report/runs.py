@@ -1,17 +1,16 @@
 """Finished runs read back from their run dirs and grouped for comparison, and what every task's report shares:
-spreads over seeds, the verdict rule, markdown tables and figures."""
+spreads over seeds, the verdict rule, the swept settings, picking a method's best strength."""
 import math
 import statistics
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib.pyplot as plt
-import numpy as np
-
 from lipbench import LipbenchError
-from lipbench.files import atomic_write, read_json_or_none, read_jsonl
+from lipbench.files import read_json_or_none, read_jsonl
+from lipbench.naming import parse_overrides, short_names
+from lipbench.report.page import Table
 
 # A verdict needs at least this many runs on each side; with fewer it is "inconclusive" whatever the means say.
 MIN_RUNS = 3
@@ -50,7 +49,10 @@ class Spread:
         return cls(statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0, len(values))
 
     def __str__(self) -> str:
-        return f"{self.mean:.4g}" if math.isinf(self.n) else f"{self.mean:.4g} ± {self.std:.2g} (n={self.n})"
+        if math.isinf(self.n):
+            return f"{self.mean:.4g}"
+        # One run has no spread to show: "± 0" would claim a precision that was never measured.
+        return f"{self.mean:.4g} (n=1)" if self.n == 1 else f"{self.mean:.4g} ± {self.std:.2g} (n={self.n})"
 
 
 class Run:
@@ -64,7 +66,9 @@ class Run:
         self.method = self.config.get("method", {}).get("name", "unknown")
         self.method_settings = flatten(self.config.get("method", {}))
         self.metric_key = f"eval/{summary.get('metric')}"
-        self.overrides = dict(o.lstrip("+~").split("=", 1) for o in summary.get("overrides", []) if "=" in o)
+        self.overrides = parse_overrides(summary.get("overrides", []))
+        # How the run appears on W&B (group, name, ...); runs from before it was recorded have none.
+        self.wandb = summary.get("wandb") or {}
 
     def setting(self, key: str) -> str:
         """The value of `key` in this run: from the resolved config (a config group by its name), else as typed."""
@@ -87,6 +91,10 @@ class Run:
         """The last logged value of `key` in a complete run; a diverged or unfinished run has none."""
         return self.last(key) if self.status == "complete" else None
 
+    def sample_grid(self) -> Path | None:
+        """The last figure the run's evaluations drew (samples over the data), if any."""
+        return max((self.path / "figures").glob("*.png"), default=None)
+
     def epoch_time(self) -> float | None:
         """Median seconds per epoch: robust to the first epoch's warm-up and to an occasional stall."""
         times = [r["time/epoch_s"] for r in self.records if finite(r.get("time/epoch_s"))]
@@ -105,8 +113,9 @@ class Group:
 
     @property
     def arm(self) -> str:
-        """The method and the settings of its own that differ across its runs: "l2 weight=0.001"."""
-        return " ".join([self.method, *(f"{key}={value}" for key, value in self.variant)])
+        """The method and the settings of its own that differ across its runs, named as in W&B: "l2 λ=0.001"."""
+        names = short_names([f"method.{key}" for key, _ in self.variant])
+        return " ".join([self.method, *(f"{names[f'method.{key}']}={value}" for key, value in self.variant)])
 
     @property
     def label(self) -> str:
@@ -162,32 +171,65 @@ def varying_settings(runs: list[Run]) -> list[str]:
     return sorted(k for k in keys if len({str(s[k]) for s in settings if k in s}) > 1)
 
 
-def group_runs(runs: list[Run]) -> tuple[list[str], list[Group]]:
-    """The swept keys (overridden keys whose value differs across runs, but the seed and the method's) and the
+def sort_key(value: str) -> tuple:
+    """Settings in numeric order where they are numbers (1, 10, 100), else alphabetically."""
+    try:
+        return 0, float(value), ""
+    except ValueError:
+        return 1, 0.0, value
+
+
+def group_runs(runs: list[Run]) -> tuple[dict[str, list[str]], list[Group]]:
+    """The swept settings (every one whose value differs across the runs, seeds aside, with its values) and the
     groups. A method is split by its own settings that differ across its runs: `method=l2/1e-3,l2/1e-2` gives the
-    groups "l2 weight=0.001" and "l2 weight=0.01"."""
+    groups "l2 λ=0.001" and "l2 λ=0.01"; any other swept key is the group's context."""
     keys = sorted({key for run in runs for key in run.overrides if key != "seed" and key.split(".")[0] != "method"})
-    swept = [key for key in keys if len({run.setting(key) for run in runs}) > 1]
-    varying = {method: varying_settings([run for run in runs if run.method == method])
-               for method in {run.method for run in runs}}
+    context_keys = [key for key in keys if len({run.setting(key) for run in runs}) > 1]
+    methods = sorted({run.method for run in runs})
+    varying = {method: varying_settings([run for run in runs if run.method == method]) for method in methods}
     groups = defaultdict(list)
     for run in runs:
         variant = tuple((key, str(run.method_settings.get(key))) for key in varying[run.method])
-        groups[run.method, variant, tuple((key, run.setting(key)) for key in swept)].append(run)
-    ordered = sorted(groups.items(), key=lambda item: (item[0][2], item[0][0] != "none", item[0][0], item[0][1]))
-    return swept, [Group(method, variant, context, runs) for (method, variant, context), runs in ordered]
+        groups[run.method, variant, tuple((key, run.setting(key)) for key in context_keys)].append(run)
+
+    def order(item):
+        (method, variant, context), _ = item
+        return ([sort_key(value) for _, value in context], method != "none", method,
+                [sort_key(value) for _, value in variant])
+
+    ordered = [Group(method, variant, context, members)
+               for (method, variant, context), members in sorted(groups.items(), key=order)]
+
+    def values(setting: Callable[[Run], object]) -> list[str]:
+        """The distinct values of a setting over the runs, in order."""
+        return sorted({str(setting(run)) for run in runs if setting(run) is not None}, key=sort_key)
+
+    swept = {"method": methods} if len(methods) > 1 else {}
+    for key in sorted(set().union(*varying.values())):
+        swept[f"method.{key}"] = values(lambda run: run.method_settings.get(key))
+    swept.update({key: values(lambda run: run.setting(key)) for key in context_keys})
+    return swept, ordered
+
+
+def swept_text(swept: dict[str, list[str]], runs: list[Run]) -> str:
+    """The "Swept:" sentence: each key that varies with its values, then the seeds."""
+    seeds = sorted({str(run.config.get("seed")) for run in runs}, key=sort_key)
+    keys = "; ".join(f"{key} ({', '.join(values)})" for key, values in swept.items()) or "nothing"
+    return f"Swept: {keys}. Seeds: {', '.join(seeds)}."
+
+
+def best_group(groups: list[Group], method: str, context, value: Callable[[Run], float | None]
+               ) -> tuple[Group, int] | None:
+    """The group of `method` in `context` with the lowest mean `value`, and of how many groups it was picked."""
+    candidates = [(s.mean, [sort_key(v) for _, v in group.variant], index, group)
+                  for index, group in enumerate(groups)
+                  if group.method == method and group.context == context and (s := group.spread(value))]
+    return (min(candidates)[3], len(candidates)) if candidates else None
 
 
 def context_label(context: tuple[tuple[str, str], ...]) -> str:
     """The swept values other than the method, as key=value; "all runs" when only the method varies."""
     return " ".join(f"{k}={v}" for k, v in context) or "all runs"
-
-
-def markdown_table(header: list[str], rows: list[list]) -> str:
-    """A GitHub-flavoured markdown table."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join("-" if cell is None else str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 # The first columns of every task's results table, filled by group_counts.
@@ -212,41 +254,15 @@ def spread_fields(spreads: dict[str, Spread | None]) -> dict:
 
 @dataclass
 class Section:
-    """One task's part of the report: its text blocks, the plots it wrote and its rows of report.csv."""
+    """One task's part of the report: its text, tables and figures, its rows of report.csv, and what the W&B
+    report run logs (one row per run)."""
 
     title: str
     summary: str
-    results: str
+    results: Table
     notes: str
-    claims: str
-    plots: list[str]
+    claims: list  # page blocks: tables and the text that states their rules
+    figures: list[Path]
     csv_rows: list[dict]
-
-
-def save_figure(fig, path: Path) -> None:
-    """Write a figure as PNG atomically and free it."""
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", bbox_inches="tight", dpi=110))
-    plt.close(fig)
-
-
-def plot_metric(groups: list[Group], x_key: str, xlabel: str, path: Path) -> None:
-    """The quality metric against `x_key` (epoch or train seconds, averaged over runs), shaded ± std over runs."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for group in groups:
-        points = defaultdict(list)
-        for run in group.runs:
-            for record in run.records:
-                if finite(record.get(run.metric_key)):
-                    points[record["epoch"]].append((record[x_key], record[run.metric_key]))
-        if not points:
-            continue
-        curve = [np.array(points[epoch]) for epoch in sorted(points)]
-        x = np.array([p[:, 0].mean() for p in curve])
-        mean = np.array([p[:, 1].mean() for p in curve])
-        std = np.array([p[:, 1].std(ddof=1) if len(p) > 1 else 0.0 for p in curve])
-        (line,) = ax.plot(x, mean, marker="." if len(x) < 3 else None, label=group.label)
-        ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2)
-    metrics = sorted({run.metric_key.removeprefix("eval/") for group in groups for run in group.runs})
-    ax.set_xlabel(xlabel), ax.set_ylabel(f"{' / '.join(metrics)} (lower is better)")
-    ax.legend(fontsize=8), ax.grid(alpha=0.3)
-    save_figure(fig, path)
+    run_rows: list[dict]
+    samples: list[tuple[str, Path]] = field(default_factory=list)
