@@ -116,5 +116,6 @@ def hydra_main(cfg: DictConfig):
 
 def remove_if_unused(run_dir: Path) -> None:
     """Delete a run dir that a refused run leaves with nothing but Hydra's files, so refusals leave no litter."""
-    if run_dir.is_dir() and all(p.name == ".hydra" or p.suffix in (".log", ".lock") for p in run_dir.iterdir()):
+    leftovers = (".hydra", ".lock", "experiment.json")
+    if run_dir.is_dir() and all(p.name in leftovers or p.suffix == ".log" for p in run_dir.iterdir()):
         shutil.rmtree(run_dir)

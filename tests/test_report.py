@@ -6,7 +6,14 @@ import pytest
 
 from lipbench.report import main
 from lipbench.report.runs import Spread, verdict
-from tests.conftest import FAST, PNG_SIGNATURE, lipbench, read_metrics, read_summary, run_dirs
+from tests.conftest import (
+    FAST,
+    PNG_SIGNATURE,
+    lipbench,
+    read_metrics,
+    read_summary,
+    run_dirs,
+)
 
 SMALL = ["model.critic.hidden=64", "model.generator.hidden=64", "logger.wandb.mode=disabled", "train.eval_every=1"]
 

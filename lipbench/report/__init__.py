@@ -75,7 +75,9 @@ def write_report(paths: list[Path], out: Path, threshold: float | None = None, t
     printed = [page.markdown([Text(f"{s.title}: {s.summary}"), s.results, *s.claims], out) for s in sections]
     done = [f"Wrote {out / 'report.md'}, report.html, report.csv and {figures} figures."]
     if to_wandb:
-        from lipbench.report.dashboard import log_report  # W&B is imported only when asked for
+        from lipbench.report.dashboard import (
+            log_report,  # W&B is imported only when asked for
+        )
 
         done.append(log_report(runs, sections, out))
     return "\n".join([*printed, *done])
