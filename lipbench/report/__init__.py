@@ -24,7 +24,7 @@ from lipbench.report.runs import find_runs, markdown_table  # noqa: E402
 
 def write_report(paths: list[Path], out: Path, threshold: float | None = None) -> str:
     """Write report.md, report.csv and the plots into `out`; returns the tables as printed."""
-    runs = find_runs(paths)
+    runs, unreadable = find_runs(paths)
     by_task = defaultdict(list)
     for run in runs:
         by_task[run.task].append(run)
@@ -46,6 +46,8 @@ def write_report(paths: list[Path], out: Path, threshold: float | None = None) -
                    "### Claims", section.claims, "### Plots", *(f"![{name}]({name})" for name in section.plots)]
     blocks += ["## Incomplete runs",
                markdown_table(["run", "status", "epochs"], incomplete) if incomplete else "None: every run completed."]
+    if unreadable:
+        blocks += ["## Unreadable runs", markdown_table(["run", "why"], [[u.path, u.why] for u in unreadable])]
     atomic_write(out / "report.md", lambda tmp: tmp.write_text("\n\n".join(blocks) + "\n"))
 
     csv_rows = [row for section in sections for row in section.csv_rows]
@@ -56,7 +58,8 @@ def write_report(paths: list[Path], out: Path, threshold: float | None = None) -
     atomic_write(out / "report.csv", lambda tmp: tmp.write_text(buffer.getvalue()))
     plots = sum(len(section.plots) for section in sections)
     printed = [f"{s.title}: {s.summary}\n\n{s.results}\n\n{s.claims}" for s in sections]
-    return "\n\n".join([*printed, f"Wrote {out / 'report.md'}, report.csv and {plots} plots."])
+    skipped = f" {len(unreadable)} unreadable run dirs are listed there, not compared." if unreadable else ""
+    return "\n\n".join([*printed, f"Wrote {out / 'report.md'}, report.csv and {plots} plots.{skipped}"])
 
 
 def main(argv: list[str] | None = None) -> None:
