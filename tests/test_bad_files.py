@@ -1,14 +1,17 @@
 """Damaged data and cache files: each stops the run before any training with one line that names the file and says
 what to do, never a traceback or a hang. A table of cases, each also run through the real CLI (slow)."""
 import json
+import warnings
 
 import numpy as np
 import pytest
 import torch
 from hydra.utils import get_method
 
+from lipbench import LipbenchError
 from lipbench.cli import user_error
 from lipbench.metrics.classifier import SmallCNN
+from lipbench.metrics.frechet import Stats, frechet_distance
 from lipbench.training import build_method
 from tests.conftest import SHARED, composed, lipbench, run_dirs
 from tests.image_files import write_celeba, write_folder, write_mnist
@@ -187,3 +190,25 @@ def test_a_bad_file_through_the_cli_exits_2_with_one_line(damage, fix, tmp_path)
     assert "Traceback" not in proc.stderr + proc.stdout
     statuses = [json.loads((d / "summary.json").read_text()).get("status") for d in run_dirs(tmp_path / "runs")]
     assert "complete" not in statuses
+
+
+def single_sample_statistics(dim: int) -> Stats:
+    """The statistics of one feature vector: its covariance is all NaN (numpy divides by n - 1 = 0)."""
+    x = np.random.default_rng(0).normal(size=(1, dim))
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return Stats(x.mean(axis=0), np.cov(x, rowvar=False))
+
+
+@pytest.mark.parametrize("case", ["one sample", "inf mean", "misshapen covariance", "other dimension"])
+def test_statistics_a_frechet_distance_cannot_use_stop_before_sqrtm(case):
+    """Inception-sized (2048-d): scipy's sqrtm of the NaN covariance of one sample ran past 900 s before the check."""
+    dim = 2048
+    good = Stats(np.zeros(dim), np.eye(dim))
+    bad = {"one sample": single_sample_statistics(dim),
+           "inf mean": Stats(np.full(dim, np.inf), np.eye(dim)),
+           "misshapen covariance": Stats(np.zeros(dim), np.eye(dim - 1)),
+           "other dimension": Stats(np.zeros(dim - 1), np.eye(dim - 1))}[case]
+    with pytest.raises(LipbenchError) as error:
+        frechet_distance(bad, good, "use metric.fid.num_samples=2 or more")
+    assert str(error.value).endswith(": use metric.fid.num_samples=2 or more") and "\n" not in str(error.value)

@@ -2,6 +2,7 @@
 spreads over seeds, the verdict rule, markdown tables and figures."""
 import json
 import math
+import os
 import statistics
 from collections import defaultdict
 from collections.abc import Callable
@@ -173,10 +174,12 @@ def find_runs(paths: list[Path]) -> tuple[list[Run], list[Unreadable]]:
             try:
                 found[run_dir.resolve()] = read_run(run_dir)
             except LipbenchError as error:
-                unreadable[run_dir.resolve()] = Unreadable(run_dir, str(error))
+                # The table's first column names the run dir: the reason names the file within it.
+                unreadable[run_dir.resolve()] = Unreadable(run_dir, str(error).replace(f"{run_dir}{os.sep}", ""))
     if not found:
         where = " ".join(map(str, paths))
-        why = f" ({len(unreadable)} unreadable: {next(iter(unreadable.values())).why})" if unreadable else ""
+        first = next(iter(unreadable.values()), None)
+        why = f" ({len(unreadable)} unreadable run dirs, e.g. {first.path}: {first.why})" if first else ""
         raise LipbenchError(f"no readable summary.json under {where}{why}: pass the dirs that lipbench wrote "
                             "(runs/...)")
     return list(found.values()), list(unreadable.values())
