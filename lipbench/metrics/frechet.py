@@ -140,7 +140,7 @@ class FrechetEvaluator:
         # A covariance needs 2 samples; from 1 it is NaN, and the distance would never return (scipy's sqrtm).
         if self.num_samples < 2:
             raise LipbenchError(f"metric.{self.primary}.num_samples={self.num_samples} is too few: a Fréchet distance "
-                                f"needs a covariance, so at least 2 images (use {features.dim} or more)")
+                                f"needs a covariance, so it must be >= 2 (better {features.dim} or more)")
         if split_size < 2:
             raise LipbenchError(f"metric.{self.primary}.split={split}: dataset={dataset.name} has {split_size} "
                                 f"image(s) in that split, and a Fréchet distance needs at least 2 real images: "
