@@ -16,7 +16,7 @@ from omegaconf import ListConfig, OmegaConf
 from wandb.sdk.lib.runid import generate_id
 
 from lipbench import LipbenchError
-from lipbench.files import read_json_or_none, write_json
+from lipbench.files import read_json_or_none, remove_abandoned_temps, write_json
 
 EXPERIMENT_FILE = "experiment.json"
 LOCK_FILE = ".lock"
@@ -117,6 +117,7 @@ class RunDir:
                                 f"start a new run (without hydra.run.dir=...)") from None
         self.lock.write(f"{os.getpid()}\n")
         self.lock.flush()
+        remove_abandoned_temps(self.path)  # e.g. a best.pt copy killed after the last checkpoint
         recorded = read_json_or_none(self.path / EXPERIMENT_FILE)
         if recorded is None:  # a new dir (or one from before experiment.json: its checkpoint is trusted as it is)
             recorded = {"config": defining(config), "overrides_key": overrides_key(override_dirname),

@@ -1,6 +1,7 @@
 """Small image datasets written in their real on-disk formats (CIFAR-10 pickles, aligned CelebA, a folder of mixed
-files), and MNIST linked from ../shared, for the dataset loaders and end-to-end runs."""
+files, MNIST IDX files), and the real MNIST linked from ../shared, for the dataset loaders and end-to-end runs."""
 import pickle
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,20 @@ def write_folder(root: Path) -> Path:
             folder / ("more" if i > 6 else "") / f"img{i}.{'png' if i % 3 else 'jpg'}")
     (folder / "notes.txt").write_text("not an image")
     return folder
+
+
+def write_mnist(root: Path, n_train: int = 12, n_test: int = 4) -> Path:
+    """root/MNIST/raw with small IDX files (big-endian magic and sizes, then uint8 data): image k is all k*20 mod
+    256, labelled k mod 10."""
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        pixels = np.repeat(np.arange(n, dtype=np.uint8) * 20, 28 * 28)
+        header = struct.pack(">IIII", 0x803, n, 28, 28)
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(header + pixels.tobytes())
+        labels = (np.arange(n) % 10).astype(np.uint8)
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 0x801, n) + labels.tobytes())
+    return raw
 
 
 def link_mnist(root: Path, shared: Path) -> Path:

@@ -1,4 +1,5 @@
 """Image datasets read from small fixtures in the real on-disk formats, decoded once and cached."""
+import logging
 import shutil
 
 import numpy as np
@@ -169,3 +170,44 @@ def test_default_metric(tmp_path):
     assert digits.default_metric("cpu") == "fd_classifier" and digits.default_metric("cuda") == "fid"
     write_celeba(tmp_path)
     assert dataset("dataset=celeba", f"dataset.root={tmp_path}").default_metric("cpu") == "fid"
+
+
+@pytest.fixture
+def logged(caplog):
+    """The (level, message) lines lipbench logs during the test."""
+    caplog.set_level(logging.INFO, logger="lipbench")
+    return lambda: [(r.levelno, r.getMessage()) for r in caplog.records]
+
+
+def skip_lines(lines) -> list[tuple[int, str]]:
+    return [(level, message) for level, message in lines if "skipped" in message]
+
+
+def test_a_folder_says_which_files_it_skipped(tmp_path, logged):
+    """Files that are not images are counted by kind in one warning; hidden files and OS metadata (a macOS "._" fork
+    named like a JPEG among them) are skipped, not decoded; lipbench's own cache inside the folder is not counted."""
+    folder = write_folder(tmp_path)  # ten images and notes.txt
+    (folder / "labels.json").write_text("{}")
+    (folder / "more" / "README").write_text("about these pictures")
+    (folder / "more" / "captions.txt").write_text("a red rectangle")
+    (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (folder / "._img0.jpg").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (folder / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0")
+    data = dataset("dataset=folder", f"dataset.path={folder}", "dataset.image_size=16")
+    assert len(data.images) == 8  # the ten images less the 20% test split
+    ((level, message),) = skip_lines(logged())
+    assert level == logging.WARNING
+    assert (f"dataset.path={folder}: skipped 4 files that are not images: 2 .txt, 1 .json, 1 without extension, "
+            "and 3 hidden or OS metadata files") in message
+
+    assert list((folder / "lipbench_cache").glob("*.pt"))
+    dataset("dataset=folder", f"dataset.path={folder}", "dataset.image_size=8")  # decoded again: the same count
+    assert [m for _, m in skip_lines(logged())] == [message, message]
+
+
+def test_a_folder_with_only_hidden_extras_says_so_without_a_warning(tmp_path, logged):
+    folder = write_folder(tmp_path)
+    (folder / "notes.txt").unlink()
+    (folder / ".DS_Store").write_bytes(b"")
+    dataset("dataset=folder", f"dataset.path={folder}", "dataset.image_size=16")
+    assert skip_lines(logged()) == [(logging.INFO, f"dataset.path={folder}: skipped 1 hidden or OS metadata files")]

@@ -1,6 +1,8 @@
 """Image datasets, decoded once into a cached uint8 tensor and sampled on the training device (no DataLoader)."""
 import pickle
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -9,15 +11,20 @@ import torch.nn.functional as F
 import torchvision
 from PIL import Image
 from torchvision.datasets.folder import IMG_EXTENSIONS
+from torchvision.datasets.mnist import read_image_file, read_label_file
 
 from lipbench import LipbenchError
-from lipbench.files import atomic_write
-from lipbench.progress import long_step
+from lipbench.files import cached, describe
+from lipbench.progress import log, long_step, warn
 
 # dataset.on_device=auto keeps the images on the GPU when they take less than this share of its free memory.
 MAX_GPU_SHARE = 0.25
 # digits and folder have no official test split: a fixed random 20% of the images is held out.
 TEST_SHARE = 0.2
+# Files a folder of images commonly holds besides its images, skipped without a warning: OS and viewer metadata.
+METADATA_FILES = {"thumbs.db", "desktop.ini"}
+# Where an image dataset keeps what lipbench derives from it (decoded tensors, metric statistics, classifiers).
+CACHE_DIR_NAME = "lipbench_cache"
 
 
 def require_files(name: str, paths: list[Path], how: str) -> None:
@@ -35,22 +42,42 @@ def holdout(n: int, split: str) -> torch.Tensor:
     return (order[n - n_test:] if split == "test" else order[:n - n_test]).sort().values  # kept in file order
 
 
-def read_image(path: Path, size: int, channels: int, crop: int | None) -> np.ndarray:
-    """Decode one file: centre crop to a `crop` square (default: the largest square), resize to `size`, HWC uint8."""
-    with Image.open(path) as img:
-        img = img.convert("L" if channels == 1 else "RGB")
-        side = crop or min(img.size)
-        left, top = (img.width - side) // 2, (img.height - side) // 2
-        img = img.crop((left, top, left + side, top + side)).resize((size, size), Image.BILINEAR)
-        return np.asarray(img).reshape(size, size, channels)
+def read_image(path: Path, size: int, channels: int, crop: int | None) -> np.ndarray | str:
+    """Decode one file: centre crop to a `crop` square (default: the largest square), resize to `size`, HWC uint8;
+    a file PIL cannot decode (truncated, empty, not an image) gives why, as a string."""
+    try:
+        with Image.open(path) as img:
+            img = img.convert("L" if channels == 1 else "RGB")  # decodes the whole file: truncation shows here
+            side = crop or min(img.size)
+            left, top = (img.width - side) // 2, (img.height - side) // 2
+            img = img.crop((left, top, left + side, top + side)).resize((size, size), Image.BILINEAR)
+            return np.asarray(img).reshape(size, size, channels)
+    except (OSError, ValueError, Image.DecompressionBombError) as error:  # OSError includes UnidentifiedImageError
+        return describe(error, path)
 
 
-def read_images(paths: list[Path], size: int, channels: int, crop: int | None) -> torch.Tensor:
-    """Decode many files in threads (PIL releases the GIL) into a uint8 [N, C, size, size] tensor."""
+def read_images(paths: list[Path], size: int, channels: int, crop: int | None, fix: str) -> torch.Tensor:
+    """Decode many files in threads (PIL releases the GIL) into a uint8 [N, C, size, size] tensor; any file that
+    does not decode is a one-line error naming it (and how many others) and `fix`, after trying them all."""
+    if not paths:  # a split that holds no images (the test split of a folder of fewer than 5)
+        return torch.empty((0, channels, size, size), dtype=torch.uint8)
     with ThreadPoolExecutor() as pool:
         decoded = pool.map(lambda p: read_image(p, size, channels, crop), paths)
         arrays = list(long_step(decoded, len(paths), f"decoding {len(paths)} images once into the cache (files)"))
+    bad = [(path, why) for path, why in zip(paths, arrays) if isinstance(why, str)]
+    if bad:
+        others = f" (and {len(bad) - 1} more of the {len(paths)} files)" if len(bad) > 1 else ""
+        raise LipbenchError(f"{bad[0][0]} is not a readable image ({bad[0][1]}){others}: {fix}")
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+def read_idx(path: Path, read, fix: str) -> torch.Tensor:
+    """An MNIST IDX file read with torchvision's `read` (read_image_file, read_label_file); one line naming it and
+    `fix` when it is truncated or not an IDX file."""
+    try:
+        return read(str(path))
+    except Exception as error:  # torchvision fails with assertions, shape and type errors on a damaged file
+        raise LipbenchError(f"{path} is not a readable MNIST IDX file ({describe(error, path)}): {fix}") from None
 
 
 def to_inputs(images: torch.Tensor) -> torch.Tensor:
@@ -75,7 +102,7 @@ class ImageDataset:
         self.path = None if path is None else Path(path)
         # Derived files (this cache, FID statistics) live next to the data they come from; digits has no files.
         data_dir = self.path if name == "folder" else self.root
-        self.cache_dir = self.root / "digits" if name == "digits" else data_dir / "lipbench_cache"
+        self.cache_dir = self.root / "digits" if name == "digits" else data_dir / CACHE_DIR_NAME
 
         images, labels = self.split("train")
         self.device = torch.device(device)
@@ -110,15 +137,26 @@ class ImageDataset:
         channels, size, _ = self.shape
         crop = f"_crop{self.crop}" if self.crop else ""
         cache = self.cache_dir / f"{self.name}_{name}_{channels}x{size}{crop}.pt"
-        if cache.exists():
-            data = torch.load(cache, weights_only=True)
-            return data["images"], data["labels"]
-        images, labels = self.READERS[self.name](self, name)
+        data, _ = cached(cache, lambda: self.decode(name), torch.save, self.load_split)
+        return data["images"], data["labels"]
+
+    def decode(self, split: str) -> dict:
+        """A split read from the dataset's own files by its format's reader, checked against the configured shape."""
+        images, labels = self.READERS[self.name](self, split)
         if images.shape[1:] != self.shape:
             raise LipbenchError(f"dataset={self.name}: images are {tuple(images.shape[1:])} (C, H, W) but "
                                 f"dataset.channels/dataset.image_size ask for {self.shape}: fix those keys")
-        atomic_write(cache, lambda tmp: torch.save({"images": images, "labels": labels}, tmp))
-        return images, labels
+        return {"images": images, "labels": labels}
+
+    def load_split(self, path: Path) -> dict:
+        """A cached split; raises on a file that is not what `decode` wrote (`cached` names it and says delete it)."""
+        data = torch.load(path, map_location="cpu", weights_only=True)
+        images, labels = data["images"], data["labels"]
+        if not (images.dtype == torch.uint8 and images.ndim == 4 and images.shape[1:] == self.shape):
+            raise ValueError(f"it holds {images.dtype} {tuple(images.shape)}, not uint8 images of {self.shape}")
+        if labels is not None and labels.shape != images.shape[:1]:
+            raise ValueError(f"it holds {len(labels)} labels for {len(images)} images")
+        return data
 
     def default_metric(self, device) -> str:
         """FID on CUDA; on CPU the cheaper classifier-feature distance when there are labels to train it on."""
@@ -135,12 +173,18 @@ class ImageDataset:
             raise LipbenchError(f"dataset.image_size={size} is unsupported for mnist: use 32 (padded) or 28")
         prefix = "train" if split == "train" else "t10k"
         raw = self.root / "MNIST" / "raw"
-        if not self.download:
-            require_files("mnist", [raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte"],
-                          f"put the unpacked MNIST IDX files in {raw}")
-        data = torchvision.datasets.MNIST(self.root, train=split == "train", download=self.download)
+        image_file, label_file = raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte"
+        if self.download and not (image_file.exists() and label_file.exists()):
+            torchvision.datasets.MNIST(self.root, train=split == "train", download=True)
+        require_files("mnist", [image_file, label_file], f"put the unpacked MNIST IDX files in {raw}")
+        # Read here rather than through torchvision's MNIST, so that a damaged file is named.
+        fix = "delete it and run with dataset.download=true to fetch it again, or replace it with an intact copy"
+        images, labels = read_idx(image_file, read_image_file, fix), read_idx(label_file, read_label_file, fix)
+        if len(images) != len(labels):
+            raise LipbenchError(f"{image_file} holds {len(images)} images but {label_file} {len(labels)} labels: "
+                                "delete both and run with dataset.download=true to fetch them again")
         pad = (size - 28) // 2
-        return F.pad(data.data[:, None], (pad, pad, pad, pad)), data.targets.long()
+        return F.pad(images[:, None], (pad, pad, pad, pad)), labels
 
     def read_cifar10(self, split: str):
         """CIFAR-10 python pickles, read as torchvision does; torchvision only downloads them.
@@ -181,15 +225,42 @@ class ImageDataset:
         files = [folder / "img_align_celeba" / line.split()[0]
                  for line in partition.read_text().splitlines() if line.split()[1:] == [wanted]]
         require_files("celeba", files, f"unpack img_align_celeba.zip in {folder}")
-        return read_images(files, self.shape[1], self.shape[0], self.crop), None
+        fix = f"unpack img_align_celeba.zip in {folder} again (or download it again if that fails)"
+        return read_images(files, self.shape[1], self.shape[0], self.crop, fix), None
+
+    @cached_property
+    def folder_images(self) -> list[Path]:
+        """Every image file under dataset.path (by extension, recursively, sorted); the other files are counted by
+        kind in one log line (a warning for files that are neither images nor OS metadata)."""
+        images, metadata, others = [], 0, Counter()
+        for path in sorted(self.path.rglob("*")):
+            parts = path.relative_to(self.path).parts
+            if parts[0] == CACHE_DIR_NAME or path.is_dir():
+                continue
+            # Hidden files first: macOS copies leave "._name.jpg" resource forks that are not images.
+            if any(part.startswith(".") for part in parts) or path.name.lower() in METADATA_FILES:
+                metadata += 1
+            elif path.suffix.lower() in IMG_EXTENSIONS:
+                images.append(path)
+            else:
+                others[path.suffix.lower() or "without extension"] += 1
+        if not images:
+            raise LipbenchError(f"dataset.path={self.path} holds no images ({', '.join(IMG_EXTENSIONS)})")
+        if others:
+            kinds = ", ".join(f"{n} {kind}" for kind, n in others.most_common())
+            also = f", and {metadata} hidden or OS metadata files" if metadata else ""
+            count = others.total()
+            warn(f"dataset.path={self.path}: skipped {count} file{'s' * (count > 1)} that are not images: {kinds}"
+                 f"{also} (read: {', '.join(IMG_EXTENSIONS)})")
+        elif metadata:
+            log.info(f"dataset.path={self.path}: skipped {metadata} hidden or OS metadata files")
+        return images
 
     def read_folder(self, split: str):
         """Every image file under dataset.path (recursively), centre-cropped to a square and resized."""
-        files = sorted(p for p in self.path.rglob("*") if p.suffix.lower() in IMG_EXTENSIONS)
-        if not files:
-            raise LipbenchError(f"dataset.path={self.path} holds no images ({', '.join(IMG_EXTENSIONS)})")
-        files = [files[i] for i in holdout(len(files), split)]  # decode only this split's files
-        return read_images(files, self.shape[1], self.shape[0], self.crop), None
+        files = [self.folder_images[i] for i in holdout(len(self.folder_images), split)]  # only this split's files
+        fix = f"replace it with an intact image or remove it from dataset.path={self.path}"
+        return read_images(files, self.shape[1], self.shape[0], self.crop, fix), None
 
     def read_digits(self, split: str):
         """scikit-learn's bundled 8x8 digits (values 0..16), bilinearly upscaled to image_size."""

@@ -70,6 +70,17 @@ def train_classifier(dataset, device, train_steps: int) -> dict:
             "test_accuracy": accuracy(model, test_images, test_labels, device)}
 
 
+def load_classifier(path: Path, channels: int, num_classes: int) -> dict:
+    """What `train_classifier` returned, from its cache file; raises on a file that does not hold finite weights of
+    this dataset's SmallCNN (`cached` then names the file and says delete it)."""
+    trained = torch.load(path, map_location="cpu", weights_only=True)
+    SmallCNN(channels, num_classes).load_state_dict(trained["state_dict"])  # raises on missing or misshapen weights
+    if not all(weight.isfinite().all() for weight in trained["state_dict"].values()):
+        raise ValueError("its weights hold NaN or inf")
+    float(trained["test_accuracy"])
+    return trained
+
+
 class ClassifierFeatures:
     """uint8 images -> 128-d penultimate features of the dataset's cached classifier (trained on first use)."""
 
@@ -78,8 +89,8 @@ class ClassifierFeatures:
     def __init__(self, dataset, device, train_steps: int):
         self.device = torch.device(device)
         path = Path(dataset.cache_dir) / f"{dataset.name}_classifier_{train_steps}steps.pt"
-        trained, self.computed = cached(path, lambda: train_classifier(dataset, self.device, train_steps),
-                                        torch.save, torch.load)
+        trained, self.computed = cached(path, lambda: train_classifier(dataset, self.device, train_steps), torch.save,
+                                        lambda p: load_classifier(p, dataset.shape[0], dataset.num_classes))
         self.model = SmallCNN(dataset.shape[0], dataset.num_classes)
         self.model.load_state_dict(trained["state_dict"])
         self.model.to(self.device).eval()

@@ -13,6 +13,7 @@ import torch  # noqa: E402
 from pytorch_fid.fid_score import calculate_frechet_distance  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
 
+from lipbench import LipbenchError  # noqa: E402
 from lipbench.files import atomic_write, cached  # noqa: E402
 from lipbench.progress import long_step, warn  # noqa: E402
 
@@ -44,8 +45,26 @@ def statistics(features, batches: Iterable[torch.Tensor], num_batches: int | Non
     return Stats(feats.mean(axis=0), np.cov(feats, rowvar=False))
 
 
-def frechet_distance(a: Stats, b: Stats) -> float:
-    """pytorch-fid's Fréchet distance between two Gaussians."""
+def stats_problem(stats: Stats) -> str | None:
+    """What makes `stats` unusable for a Fréchet distance, or None: a mean that is not a vector, a covariance that is
+    not its square, or NaN/inf (what the covariance of a single sample is)."""
+    mu, sigma = np.asarray(stats.mu), np.asarray(stats.sigma)
+    if mu.ndim != 1 or sigma.shape != (mu.size, mu.size):
+        return f"have a mean of shape {mu.shape} and a covariance of shape {sigma.shape}"
+    if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
+        return "hold NaN or inf"
+    return None
+
+
+def frechet_distance(a: Stats, b: Stats, fix: str = "compute each from at least 2 finite feature vectors") -> float:
+    """pytorch-fid's Fréchet distance between two Gaussians. Statistics it cannot use are a one-line LipbenchError
+    ending in `fix`, raised before scipy's sqrtm, which can run for hours on a NaN matrix."""
+    for name, stats in (("first", a), ("second", b)):
+        problem = stats_problem(stats)
+        if problem:
+            raise LipbenchError(f"the {name} statistics of a Fréchet distance {problem}: {fix}")
+    if a.mu.size != b.mu.size:
+        raise LipbenchError(f"Fréchet statistics of {a.mu.size} and of {b.mu.size} features cannot be compared: {fix}")
     return float(calculate_frechet_distance(a.mu, a.sigma, b.mu, b.sigma))
 
 
@@ -56,9 +75,13 @@ def save_stats(stats: Stats, path: Path) -> None:
 
 
 def load_stats(path: Path) -> Stats:
-    """Read stats written by `save_stats`."""
+    """Read stats written by `save_stats`; raises on unusable ones (`cached` names the file and says delete it)."""
     with np.load(path) as f:
-        return Stats(f["mu"], f["sigma"])
+        stats = Stats(f["mu"], f["sigma"])
+    problem = stats_problem(stats)
+    if problem:
+        raise ValueError(f"the statistics {problem}")
+    return stats
 
 
 def reference_path(dataset, split: str, num_images: int, features) -> Path:
@@ -112,7 +135,17 @@ class FrechetEvaluator:
     def __init__(self, dataset, device, seed: int, features, num_samples: int, batch_size: int, split: str):
         self.dataset, self.device, self.seed, self.features = dataset, torch.device(device), seed, features
         self.num_samples, self.batch_size = int(num_samples), int(batch_size)
-        self.num_reference = min(self.num_samples, len(dataset.split(split)[0]))
+        split_size = len(dataset.split(split)[0])
+        self.num_reference = min(self.num_samples, split_size)
+        # A covariance needs 2 samples; from 1 it is NaN, and the distance would never return (scipy's sqrtm).
+        if self.num_samples < 2:
+            raise LipbenchError(f"metric.{self.primary}.num_samples={self.num_samples} is too few: a Fréchet distance "
+                                f"needs a covariance, so it must be >= 2 (better {features.dim} or more)")
+        if split_size < 2:
+            raise LipbenchError(f"metric.{self.primary}.split={split}: dataset={dataset.name} has {split_size} "
+                                f"image(s) in that split, and a Fréchet distance needs at least 2 real images: "
+                                f"use a larger dataset" + (f" or metric.{self.primary}.split=train"
+                                                           if split != "train" else ""))
         if min(self.num_samples, self.num_reference) < features.dim:
             warn(f"{self.primary} on {min(self.num_samples, self.num_reference)} images, fewer than its "
                  f"{features.dim} feature dimensions: the covariances are singular and the distance is biased "
@@ -133,7 +166,9 @@ class FrechetEvaluator:
         batches = generated_batches(generator, self.num_samples, self.batch_size, rng, self.device)
         stats = statistics(self.features, batches, math.ceil(self.num_samples / self.batch_size),
                            f"{self.primary} of {self.num_samples} generated images (batches)")
-        value = frechet_distance(stats, self.reference)
+        weights = self.protocol[f"{self.primary}/weights"]
+        value = frechet_distance(stats, self.reference, f"metric={self.primary}'s feature weights {weights} give NaN "
+                                 "or inf on these images: replace that file (or delete it, if lipbench trained it)")
         scalars = {self.primary: value, f"{self.primary}_num_generated": float(self.num_samples),
                    f"{self.primary}_num_reference": float(self.num_reference)}
         grid_path = Path(run_dir) / "figures" / f"samples_epoch_{epoch:04d}.png"

@@ -39,7 +39,7 @@ def sections_of(runs: list[Run], out: Path, threshold: float | None) -> list[Sec
     return [reporters[task](by_task[task]) for task in reporters if task in by_task]
 
 
-def blocks_of(sections: list[Section], runs: list[Run]) -> list:
+def blocks_of(sections: list[Section], runs: list[Run], unreadable: list) -> list:
     """The whole report as page blocks."""
     blocks = [Heading(1, "lipbench report")]
     for section in sections:
@@ -52,15 +52,17 @@ def blocks_of(sections: list[Section], runs: list[Run]) -> list:
                   for run in runs if run.status != "complete"]
     blocks += [Heading(2, "Incomplete runs"),
                Table(["run", "status", "epochs"], incomplete) if incomplete else Text("None: every run completed.")]
+    if unreadable:
+        blocks += [Heading(2, "Unreadable runs"), Table(["run", "why"], [[str(u.path), u.why] for u in unreadable])]
     return blocks
 
 
 def write_report(paths: list[Path], out: Path, threshold: float | None = None, to_wandb: bool = False) -> str:
     """Write report.md, report.html, report.csv and the figures into `out` (and the W&B report run when
     `to_wandb`); returns the tables as printed."""
-    runs = find_runs(paths)
+    runs, unreadable = find_runs(paths)
     sections = sections_of(runs, out, threshold)
-    blocks = blocks_of(sections, runs)
+    blocks = blocks_of(sections, runs, unreadable)
     atomic_write(out / "report.md", lambda tmp: tmp.write_text(page.markdown(blocks, out)))
     atomic_write(out / "report.html", lambda tmp: tmp.write_text(page.page(blocks, f"lipbench report: {out}")))
 
@@ -73,7 +75,8 @@ def write_report(paths: list[Path], out: Path, threshold: float | None = None, t
 
     figures = sum(len(section.figures) for section in sections)
     printed = [page.markdown([Text(f"{s.title}: {s.summary}"), s.results, *s.claims], out) for s in sections]
-    done = [f"Wrote {out / 'report.md'}, report.html, report.csv and {figures} figures."]
+    skipped = f" {len(unreadable)} unreadable run dirs are listed there, not compared." if unreadable else ""
+    done = [f"Wrote {out / 'report.md'}, report.html, report.csv and {figures} figures.{skipped}"]
     if to_wandb:
         from lipbench.report.dashboard import (
             log_report,  # W&B is imported only when asked for

@@ -1,6 +1,8 @@
 """Finished runs read back from their run dirs and grouped for comparison, and what every task's report shares:
 spreads over seeds, the verdict rule, the swept settings, picking a method's best strength."""
+import json
 import math
+import os
 import statistics
 from collections import defaultdict
 from collections.abc import Callable
@@ -8,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lipbench import LipbenchError
-from lipbench.files import read_json_or_none, read_jsonl
+from lipbench.files import describe, read_jsonl
 from lipbench.naming import parse_overrides, short_names
 from lipbench.report.page import Table
 
@@ -146,22 +148,50 @@ VERDICT_RULE = (f"A claim is supported when the mean ± std intervals are apart 
                 "on both sides, not supported when they are apart the other way, inconclusive otherwise.")
 
 
-def find_runs(paths: list[Path]) -> list[Run]:
-    """Every run under `paths` (a dir holding summary.json), each once."""
-    found = {}
+def read_run(run_dir: Path) -> Run:
+    """The run in `run_dir`; a LipbenchError saying why when its summary.json or metrics.jsonl cannot be read."""
+    summary_path, metrics_path = run_dir / "summary.json", run_dir / "metrics.jsonl"
+    try:
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:  # ValueError: not JSON, or not UTF-8 text
+        raise LipbenchError(f"{summary_path} is unreadable ({describe(error, summary_path)})") from None
+    if not isinstance(summary, dict):
+        raise LipbenchError(f"{summary_path} holds a JSON {type(summary).__name__}, not an object")
+    try:
+        records = read_jsonl(metrics_path) if metrics_path.exists() else []
+    except OSError as error:
+        raise LipbenchError(f"{metrics_path} is unreadable ({describe(error, metrics_path)})") from None
+    return Run(run_dir, summary, records)
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A run dir that the report lists but cannot use, and why."""
+
+    path: Path
+    why: str
+
+
+def find_runs(paths: list[Path]) -> tuple[list[Run], list[Unreadable]]:
+    """Every run under `paths` (a dir holding summary.json), each once, and the run dirs that cannot be read."""
+    found, unreadable = {}, {}
     for path in paths:
         if not path.is_dir():
             raise LipbenchError(f"report path {path} is not a directory: pass run dirs or multirun dirs (runs/...)")
         for summary_path in sorted(path.rglob("summary.json")):
-            summary = read_json_or_none(summary_path)
-            metrics_path = summary_path.parent / "metrics.jsonl"
-            if isinstance(summary, dict):
-                records = read_jsonl(metrics_path) if metrics_path.exists() else []
-                found[summary_path.parent.resolve()] = Run(summary_path.parent, summary, records)
+            run_dir = summary_path.parent
+            try:
+                found[run_dir.resolve()] = read_run(run_dir)
+            except LipbenchError as error:
+                # The table's first column names the run dir: the reason names the file within it.
+                unreadable[run_dir.resolve()] = Unreadable(run_dir, str(error).replace(f"{run_dir}{os.sep}", ""))
     if not found:
         where = " ".join(map(str, paths))
-        raise LipbenchError(f"no summary.json under {where}: pass the dirs that lipbench wrote (runs/...)")
-    return list(found.values())
+        first = next(iter(unreadable.values()), None)
+        why = f" ({len(unreadable)} unreadable run dirs, e.g. {first.path}: {first.why})" if first else ""
+        raise LipbenchError(f"no readable summary.json under {where}{why}: pass the dirs that lipbench wrote "
+                            "(runs/...)")
+    return list(found.values()), list(unreadable.values())
 
 
 def varying_settings(runs: list[Run]) -> list[str]:
