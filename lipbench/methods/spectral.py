@@ -10,7 +10,7 @@ from lipbench.layers import (
     power_iteration,
     weight_matrix,
 )
-from lipbench.methods.base import LipschitzMethod
+from lipbench.methods.base import LipschitzMethod, SigmaEstimate
 
 
 class SpectralNormalization(LipschitzMethod):
@@ -29,8 +29,23 @@ class SpectralNormalization(LipschitzMethod):
     def wrap(self, module: nn.Module) -> nn.Module:
         """Reparametrize the weight of every linear and convolution layer."""
         for layer in constrained_layers(module):
-            parametrizations.spectral_norm(layer, n_power_iterations=self.power_iterations, dim=output_dim(layer))
+            self.normalize(layer)
         return module
+
+    def normalize(self, layer: nn.Module) -> None:
+        """Reparametrize one layer: W/sigma of its (out, -1) weight matrix."""
+        parametrizations.spectral_norm(layer, n_power_iterations=self.power_iterations, dim=output_dim(layer))
+
+    def sigma_estimates(self, module: nn.Module) -> dict[nn.Module, SigmaEstimate]:
+        """The sigma_hat each layer's weight is divided by in eval mode."""
+        return {layer: self.estimate(layer) for layer in constrained_layers(module)}
+
+    @torch.no_grad()
+    def estimate(self, layer: nn.Module) -> SigmaEstimate:
+        """u^T W v from torch's stored u and v: what `spectral_norm` divides by in eval mode."""
+        weight = layer.parametrizations.weight.original.detach()
+        norm = layer.parametrizations.weight[0]
+        return SigmaEstimate((norm._u @ weight_matrix(layer, weight) @ norm._v).item(), weight)
 
 
 class SpectralProjection(LipschitzMethod):
@@ -48,7 +63,17 @@ class SpectralProjection(LipschitzMethod):
     def after_step(self, module: nn.Module) -> None:
         """Divide each weight by its power-iteration estimate of sigma."""
         for layer in constrained_layers(module):
-            matrix = weight_matrix(layer, layer.weight)
-            ones = torch.ones(matrix.shape[0], device=matrix.device, dtype=matrix.dtype)
-            u, v = power_iteration(matrix, ones, self.power_iterations)
-            layer.weight.div_(u @ matrix @ v)
+            layer.weight.div_(self.estimate(layer.weight, layer))
+
+    @torch.no_grad()
+    def estimate(self, weight: torch.Tensor, layer: nn.Module) -> torch.Tensor:
+        """u^T W v after `power_iterations` iterations from an all-ones u."""
+        matrix = weight_matrix(layer, weight)
+        ones = torch.ones(matrix.shape[0], device=matrix.device, dtype=matrix.dtype)
+        u, v = power_iteration(matrix, ones, self.power_iterations)
+        return u @ matrix @ v
+
+    def sigma_estimates(self, module: nn.Module) -> dict[nn.Module, SigmaEstimate]:
+        """The estimate the next step would divide each weight, as it is now, by."""
+        return {layer: SigmaEstimate(self.estimate(layer.weight, layer).item(), layer.weight.detach())
+                for layer in constrained_layers(module)}
