@@ -80,6 +80,6 @@ class SpectralPenalty(WeightPenalty):
         estimates = {}
         for layer in constrained_layers(module):
             weight = layer.weight.detach()
-            estimates[layer] = SigmaEstimate((weight_matrix(layer, weight).t() @ getattr(layer, U_BUFFER)).norm().item(),
-                                             weight)
+            sigma_hat = (weight_matrix(layer, weight).t() @ getattr(layer, U_BUFFER)).norm()
+            estimates[layer] = SigmaEstimate(sigma_hat.item(), weight)
         return estimates
