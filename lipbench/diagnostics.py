@@ -36,17 +36,17 @@ DIAGNOSTIC_VECTORS = 8
 
 
 def operator_norm(layer: nn.Module, input_shape, generator: torch.Generator, weight: torch.Tensor | None = None,
-                  tol: float = 1e-9, max_iters: int = 2000) -> float:
+                  tol: float = 1e-7, max_iters: int = 2000) -> float:
     """The layer's true Lipschitz constant on inputs of `input_shape` (no batch dim), with its weight or `weight`:
-    block power iteration on A^T A for its linear map A (the bias plays no part), in float64, until it settles.
+    block power iteration on A^T A for its linear map A (the bias plays no part) until it settles.
 
     For a convolution this is the norm of the whole operator at the real size, stride and padding, which can be
     up to k times the norm of its k x k kernel reshaped to a matrix.
     """
-    weight = (layer.weight if weight is None else weight).detach().double()
+    weight = (layer.weight if weight is None else weight).detach()
     linear = linear_map(layer)
     vectors = min(DIAGNOSTIC_VECTORS, math.prod(input_shape))
-    x = torch.randn((vectors, *input_shape), generator=generator, dtype=torch.float64).to(weight.device)
+    x = torch.randn((vectors, *input_shape), generator=generator, dtype=torch.float64).to(weight.device, weight.dtype)
     sigma = 0.0
     for _ in range(max_iters):
         x, values = subspace_iteration(lambda v: linear(v, weight), x, 1)
