@@ -176,3 +176,35 @@ def test_sn_conv_and_sn_agree_on_linear_only_networks():
     net_conv.load_state_dict(net_sn.state_dict())
     x = torch.randn(3, 5)
     assert torch.equal(net_sn(x), net_conv(x))
+
+
+def critic_diagnostics(method: str, steps: int) -> dict:
+    """Diagnostics of the digits-scale DCGAN critic (16x16, width 16) after `steps` critic steps of `method`."""
+    import itertools
+
+    from lipbench.bench import forever
+    from lipbench.diagnostics import Diagnostics
+    from lipbench.gan import GANTraining
+    from lipbench.training import build_method, evaluating
+    from tests.conftest import composed
+
+    cfg = composed("scale=digits", f"method={method}", "device=cpu")
+    torch.manual_seed(0)
+    training = GANTraining(cfg, build_method(cfg), torch.device("cpu"))
+    for _ in itertools.islice(forever(training), steps):
+        pass
+    with evaluating(training.networks):
+        return Diagnostics(seed=0).for_critic(training.critic, training.generator, training.dataset, 1,
+                                              training.method)
+
+
+@pytest.mark.slow
+def test_a_dcgan_critic_under_sn_conv_is_1_lipschitz_where_sn_leaves_it_far_above(one_thread):
+    conv_keys = [f"diag/opnorm/{i}_conv2d" for i in range(5)]
+    slopes = [f"diag/grad_norm/{kind}/max" for kind in ("real", "fake", "interp")]
+    sn_conv, sn = critic_diagnostics("sn_conv", 100), critic_diagnostics("sn", 100)
+    assert all(0.98 <= sn_conv[key] <= 1.02 for key in conv_keys), {k: sn_conv[k] for k in conv_keys}
+    assert sn_conv["diag/sigma/5_linear"] == pytest.approx(1.0, abs=0.02)
+    assert 0.98 <= sn_conv["diag/lipschitz_bound"] <= 1.1
+    assert all(0 < sn_conv[key] <= 1.02 for key in slopes)
+    assert max(sn[key] for key in conv_keys) > 1.3 and min(sn[key] for key in slopes) > 2
