@@ -61,7 +61,7 @@ STATISTICS = {
     "grad_norm_interp_max": ("‖∇D‖ interp max", lambda run, threshold: run.last("diag/grad_norm/interp/max")),
     "lipschitz_bound": ("Π layer norms", lambda run, threshold: run.last("diag/lipschitz_bound")),
     "max_layer_sigma": ("max layer σ", lambda run, threshold: max_layer_sigma(run)),
-    "max_sigma_hat_error": ("max |σ̂/σ−1|", lambda run, threshold: max_sigma_hat_error(run)),
+    "max_sigma_hat_error": ("max σ̂ error", lambda run, threshold: max_sigma_hat_error(run)),
 }
 
 
@@ -214,6 +214,7 @@ def section(runs: list[Run], out: Path, threshold: float | None = None) -> Secti
                f"Swept: {', '.join(['method', *swept])}. Threshold: {threshold_text or 'none (no complete run)'}.")
     notes = ("Mean ± std over runs (n = runs with a value). final, best and the threshold columns use complete runs "
              "(a run that never reached the threshold is left out of its n); s/epoch is each run's median epoch "
-             "time; ‖∇D‖ and the layer norms are from the last diagnostics.")
+             "time; ‖∇D‖ and the layer norms are from the last diagnostics; max σ̂ error is the largest "
+             "|σ̂/σ − 1| of the method's own estimates over layers and evaluations.")
     return Section("GAN runs", summary, results, notes, claims_table(groups, thresholds), write_plots(groups, out),
                    csv_rows)
