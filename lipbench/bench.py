@@ -15,7 +15,7 @@ from lipbench.config import CONFIG_DIR
 from lipbench.gan import GANTraining
 from lipbench.training import build_method, resolve_device, synchronize
 
-METHODS = ["none", "clip", "gp", "gp_relu", "sn", "sn_projection"]
+METHODS = ["none", "clip", "fro_clip", "gp", "gp_relu", "fro_penalty", "sn", "sn_projection", "sn_conv"]
 
 
 def stepper(overrides: list[str], device: torch.device):
@@ -62,6 +62,8 @@ def bench_case(name: str, overrides: list[str], device: torch.device, steps: int
 # Case -> (overrides, critic steps per round on CPU, on GPU). A full-width DCGAN step takes seconds on a CPU.
 CASES = {
     "toy2d-mlp": (["dataset=toy2d", "model=mlp"], 100, 200),
+    # The digits scale's narrow DCGAN at 16x16: convolutions (where sn_conv differs from sn) at a CPU-sized cost.
+    "dcgan16": (["scale=digits"], 20, 100),
     "dcgan32": (["dataset=digits", "dataset.image_size=32", "model=dcgan", "train.batch_size=64"], 3, 50),
 }
 

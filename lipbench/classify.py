@@ -76,5 +76,5 @@ class ClassifyTask:
     def evaluate(self, epoch: int, run_dir: Path) -> tuple[dict, dict]:
         """Loss, accuracy, gaps and robust accuracy, and the diag/ values at the attacked test points."""
         values = self.evaluator(self.model)
-        values.update(self.diagnostics.for_classifier(self.model, *self.evaluator.points, epoch))
+        values.update(self.diagnostics.for_classifier(self.model, *self.evaluator.points, epoch, self.method))
         return values, {}

@@ -3,15 +3,20 @@ network's real slopes. Every key means the same for both tasks:
 
 - `diag/sigma/<layer>`: exact sigma of the layer's weight as an (out, -1) matrix (what SN divides by);
 - `diag/opnorm/<layer>`: a convolution's true operator norm at its real input size;
+- `diag/sigma_hat/<layer>`: the method's own estimate of the norm it divides by or penalizes (SN's u^T W v,
+  sn_conv's ||A u||, sn_projection's all-ones power iteration, spectral_reg's u), for methods that estimate one;
+- `diag/sigma_hat_error/<layer>`: sigma_hat / sigma - 1, sigma the exact norm of the same (unnormalized) weight;
+  power iteration never overshoots, so it is <= 0, and dividing W by sigma_hat leaves sigma 1 / (1 + error);
 - `diag/lipschitz_bound`: the product of the layers' operator norms (sigma for a linear layer);
 - `diag/grad_norm/...` (critic) and `diag/margin_grad_...` (classifier): input-gradient norms at data points.
 
 Everything here runs in eval mode on its own RNG and differentiates w.r.t. inputs only, so a run logs the same
 losses with diagnostics on or off: SN's u does not advance, no parameter gets a .grad, the global RNG is untouched.
 """
+import math
+
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from lipbench import require
@@ -19,31 +24,35 @@ from lipbench.layers import (
     constrained_layers,
     input_gradient_norm,
     layer_key,
+    linear_map,
     spectral_norm,
+    subspace_iteration,
 )
+from lipbench.methods import LipschitzMethod
 from lipbench.models.classifier import LabelledObjective, logit_margin
 
+# Vectors of the block power iteration that measures an operator norm: a block converges where one vector crawls.
+DIAGNOSTIC_VECTORS = 8
 
-def operator_norm(layer: nn.Module, input_shape, generator: torch.Generator, tol: float = 1e-7,
-                  max_iters: int = 2000) -> float:
-    """The layer's true Lipschitz constant on inputs of `input_shape` (no batch dim): power iteration on J^T J.
+
+def operator_norm(layer: nn.Module, input_shape, generator: torch.Generator, weight: torch.Tensor | None = None,
+                  tol: float = 1e-7, max_iters: int = 2000) -> float:
+    """The layer's true Lipschitz constant on inputs of `input_shape` (no batch dim), with its weight or `weight`:
+    block power iteration on A^T A for its linear map A (the bias plays no part) until it settles.
 
     For a convolution this is the norm of the whole operator at the real size, stride and padding, which can be
-    up to sqrt(k*k) times the norm of its reshaped kernel. The bias is subtracted; J^T comes from autograd.
+    up to k times the norm of its k x k kernel reshaped to a matrix.
     """
-    weight = layer.weight
-    x = torch.randn((1, *input_shape), generator=generator, dtype=torch.float64).to(weight.device, weight.dtype)
-    with torch.enable_grad():
-        bias = layer(torch.zeros_like(x)).detach()
-        sigma = 0.0
-        for _ in range(max_iters):
-            x = F.normalize(x.flatten(), dim=0).view_as(x).requires_grad_(True)
-            y = layer(x) - bias
-            (x_next,) = torch.autograd.grad(y, x, grad_outputs=y)  # J^T (J x)
-            previous, sigma = sigma, y.norm().item()  # ||J x|| with ||x|| = 1
-            if abs(sigma - previous) <= tol * sigma:
-                break
-            x = x_next.detach()
+    weight = (layer.weight if weight is None else weight).detach()
+    linear = linear_map(layer)
+    vectors = min(DIAGNOSTIC_VECTORS, math.prod(input_shape))
+    x = torch.randn((vectors, *input_shape), generator=generator, dtype=torch.float64).to(weight.device, weight.dtype)
+    sigma = 0.0
+    for _ in range(max_iters):
+        x, values = subspace_iteration(lambda v: linear(v, weight), x, 1)
+        previous, sigma = sigma, values[0].item()
+        if abs(sigma - previous) <= tol * sigma:
+            break
     return sigma
 
 
@@ -65,14 +74,16 @@ def input_shapes(critic: nn.Module, x: torch.Tensor) -> dict[nn.Module, torch.Si
     return shapes
 
 
-def layer_norms(critic: nn.Module, x: torch.Tensor, generator: torch.Generator) -> dict[str, float]:
-    """sigma of every layer's weight, the operator norm of every convolution, and their product (a Lipschitz bound).
+def layer_norms(critic: nn.Module, x: torch.Tensor, generator: torch.Generator,
+                estimates: dict | None = None) -> dict[str, float]:
+    """sigma of every layer's weight, the operator norm of every convolution, and their product (a Lipschitz bound);
+    and beside each of the method's `estimates` (LipschitzMethod.sigma_estimates) its relative error.
 
     The product bounds the critic's Lipschitz constant when its activations are 1-Lipschitz (ReLU, LeakyReLU)
     and it has no normalization layers. Convolutions enter with their operator norm: their kernel's sigma, which
     SN divides by, is not a bound on what a convolution does to its input.
     """
-    shapes = input_shapes(critic, x)
+    shapes, estimates = input_shapes(critic, x), estimates or {}
     norms, bound = {}, 1.0
     for index, layer in enumerate(constrained_layers(critic)):
         name = layer_key(index, layer)
@@ -80,6 +91,12 @@ def layer_norms(critic: nn.Module, x: torch.Tensor, generator: torch.Generator) 
         if not isinstance(layer, nn.Linear) and layer in shapes:
             norm = norms[f"diag/opnorm/{name}"] = operator_norm(layer, shapes[layer], generator)
         bound *= norm
+        if layer in estimates:
+            estimate = estimates[layer]
+            exact = (operator_norm(layer, shapes[layer], generator, estimate.weight) if estimate.operator
+                     else spectral_norm(layer, estimate.weight))
+            norms[f"diag/sigma_hat/{name}"] = estimate.value
+            norms[f"diag/sigma_hat_error/{name}"] = estimate.value / exact - 1
     norms["diag/lipschitz_bound"] = bound
     return norms
 
@@ -103,8 +120,10 @@ class Diagnostics:
         self.seed, self.enabled = seed, bool(enabled)
         self.num_samples, self.histogram_bins = int(num_samples), int(histogram_bins)
 
-    def for_critic(self, critic: nn.Module, generator: nn.Module, dataset, epoch: int) -> dict:
-        """The epoch's diagnostics of a GAN critic ({} when disabled); call with both networks in eval mode.
+    def for_critic(self, critic: nn.Module, generator: nn.Module, dataset, epoch: int,
+                   method: LipschitzMethod | None = None) -> dict:
+        """The epoch's diagnostics of a GAN critic ({} when disabled), with `method`'s own sigma estimates; call with
+        both networks in eval mode.
 
         Samples, latents and interpolation weights come from a generator seeded by (seed, epoch), never from the
         global RNG that training draws from.
@@ -119,7 +138,7 @@ class Diagnostics:
         alpha = torch.rand((n,) + (1,) * (real.dim() - 1), generator=rng).to(device, real.dtype)
         points = {"real": real, "fake": fake, "interp": alpha * real + (1 - alpha) * fake}
 
-        values = layer_norms(critic, real, rng)
+        values = layer_norms(critic, real, rng, method and method.sigma_estimates(critic))
         for kind, x in points.items():
             with torch.enable_grad():
                 norms = input_gradient_norm(critic, x).detach()
@@ -129,15 +148,17 @@ class Diagnostics:
         return values
 
     def for_classifier(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, epoch: int,
-                       batch_size: int = 500) -> dict:
-        """The epoch's diagnostics of a classifier at the points (x, y) ({} when disabled), in eval mode.
+                       method: LipschitzMethod | None = None, batch_size: int = 500) -> dict:
+        """The epoch's diagnostics of a classifier at the points (x, y) ({} when disabled), with `method`'s own sigma
+        estimates, in eval mode.
 
         The slope measured is that of the logit margin (true class minus the best other), which decides robustness:
         a margin is the difference of two logits, so its slope is at most sqrt(2) times the network's bound.
         """
         if not self.enabled:
             return {}
-        values = layer_norms(model, x, torch.Generator().manual_seed(self.seed * 1_000_003 + epoch))
+        values = layer_norms(model, x, torch.Generator().manual_seed(self.seed * 1_000_003 + epoch),
+                             method and method.sigma_estimates(model))
         with torch.enable_grad():
             norms = torch.cat([input_gradient_norm(LabelledObjective(model, yb, logit_margin), xb).detach()
                                for xb, yb in zip(x.split(batch_size), y.split(batch_size))])

@@ -109,6 +109,6 @@ class GANTask(GANTraining):
     def evaluate(self, epoch: int, run_dir: Path) -> tuple[dict, dict]:
         """The quality metric as eval/<key>, its figures, and the critic's diag/ values."""
         values, images = self.metric(self.generator, self.critic, epoch, run_dir, self.label)
-        scalars = self.diagnostics.for_critic(self.critic, self.generator, self.dataset, epoch)
+        scalars = self.diagnostics.for_critic(self.critic, self.generator, self.dataset, epoch, self.method)
         scalars.update({f"eval/{k}": v for k, v in values.items()})
         return scalars, images

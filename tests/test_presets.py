@@ -52,3 +52,17 @@ def test_a_scale_is_a_config_group_of_a_single_run_too():
     digits = composed("scale=digits")  # a scale alone: its dataset, model and metric, with the default method
     assert (digits.dataset.name, digits.dataset.image_size, digits.metric.name) == ("digits", 16, "fd_classifier")
     assert composed("+experiment=claim_speed").scale.name == "cpu"  # each preset's default scale
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_power_iteration_preset_sweeps_the_iterations_of_both_estimates(scale):
+    params, job = compose_sweep_job("claim_power_iteration", scale)
+    assert params["method"].split(",") == ["sn", "sn_projection"]
+    assert params["method.power_iterations"].split(",") == ["1", "2", "5", "10"]
+    assert len(params["seed"].split(",")) >= 3
+    assert (job.method.name, job.method.power_iterations) == ("sn", 1)
+    assert job.dataset.name == SCALES[scale][0] and 1 <= job.train.eval_every < job.train.epochs
+    assert job.logger.wandb.group == f"claim_power_iteration-{scale}" and job.logger.wandb.job_type == "sn-r1"
+    projection = composed("+experiment=claim_power_iteration", f"scale={scale}", "method=sn_projection",
+                          "method.power_iterations=5")
+    assert projection.method.power_iterations == 5 and projection.logger.wandb.job_type == "sn_projection-r5"

@@ -1,6 +1,18 @@
 """The interface every Lipschitz method implements, and the no-op method `none`."""
+from dataclasses import dataclass
+
 import torch
 from torch import nn
+
+
+@dataclass(frozen=True)
+class SigmaEstimate:
+    """A method's own estimate of one layer's norm, the number it divides the weight by (or penalizes)."""
+
+    value: float
+    weight: torch.Tensor    # the weight it is an estimate for: the raw weight, before any normalization
+    operator: bool = False  # True: the norm of the layer's whole operator at its input size; False: of the (out, -1)
+                            # kernel matrix, as SN computes it
 
 
 class LipschitzMethod:
@@ -27,6 +39,11 @@ class LipschitzMethod:
 
     def after_step(self, module: nn.Module) -> None:
         """Project the weights after each optimizer step of the critic (e.g. clipping)."""
+
+    def sigma_estimates(self, module: nn.Module) -> dict[nn.Module, SigmaEstimate]:
+        """For diagnostics: the method's current estimate of each layer's norm, for methods that estimate one
+        (power iteration); read in eval mode, it must not change the module."""
+        return {}
 
 
 class NoConstraint(LipschitzMethod):

@@ -10,7 +10,7 @@ from lipbench.layers import (
     power_iteration,
     weight_matrix,
 )
-from lipbench.methods.base import LipschitzMethod
+from lipbench.methods.base import LipschitzMethod, SigmaEstimate
 
 # Below this, a power-iteration estimate of sigma is treated as zero (a degenerate start, or an all-zero weight).
 SIGMA_FLOOR = 1e-12
@@ -38,8 +38,23 @@ class SpectralNormalization(LipschitzMethod):
     def wrap(self, module: nn.Module) -> nn.Module:
         """Reparametrize the weight of every linear and convolution layer."""
         for layer in constrained_layers(module):
-            parametrizations.spectral_norm(layer, n_power_iterations=self.power_iterations, dim=output_dim(layer))
+            self.normalize(layer)
         return module
+
+    def normalize(self, layer: nn.Module) -> None:
+        """Reparametrize one layer: W/sigma of its (out, -1) weight matrix."""
+        parametrizations.spectral_norm(layer, n_power_iterations=self.power_iterations, dim=output_dim(layer))
+
+    def sigma_estimates(self, module: nn.Module) -> dict[nn.Module, SigmaEstimate]:
+        """The sigma_hat each layer's weight is divided by in eval mode."""
+        return {layer: self.estimate(layer) for layer in constrained_layers(module)}
+
+    @torch.no_grad()
+    def estimate(self, layer: nn.Module) -> SigmaEstimate:
+        """u^T W v from torch's stored u and v: what `spectral_norm` divides by in eval mode."""
+        weight = layer.parametrizations.weight.original.detach()
+        norm = layer.parametrizations.weight[0]
+        return SigmaEstimate((norm._u @ weight_matrix(layer, weight) @ norm._v).item(), weight)
 
 
 class SpectralProjection(LipschitzMethod):
@@ -63,14 +78,24 @@ class SpectralProjection(LipschitzMethod):
     def after_step(self, module: nn.Module) -> None:
         """Divide each weight by its power-iteration estimate of sigma."""
         for layer in constrained_layers(module):
-            matrix = weight_matrix(layer, layer.weight)
-            ones = torch.ones(matrix.shape[0], device=matrix.device, dtype=matrix.dtype)
-            u, v = power_iteration(matrix, ones, self.power_iterations)
-            sigma = u @ matrix @ v
+            sigma = self.estimate(layer.weight, layer)
             if sigma <= SIGMA_FLOOR:
                 # The all-ones start is orthogonal to every singular vector (W^T 1 = 0) or W is 0: dividing would give
                 # inf/NaN. Take the exact sigma instead; an all-zero weight is left as it is (its norm is 0 <= 1).
-                sigma = torch.linalg.matrix_norm(matrix, 2)
+                sigma = torch.linalg.matrix_norm(weight_matrix(layer, layer.weight), 2)
                 if sigma <= SIGMA_FLOOR:
                     continue
             layer.weight.div_(sigma)
+
+    @torch.no_grad()
+    def estimate(self, weight: torch.Tensor, layer: nn.Module) -> torch.Tensor:
+        """u^T W v after `power_iterations` iterations from an all-ones u."""
+        matrix = weight_matrix(layer, weight)
+        ones = torch.ones(matrix.shape[0], device=matrix.device, dtype=matrix.dtype)
+        u, v = power_iteration(matrix, ones, self.power_iterations)
+        return u @ matrix @ v
+
+    def sigma_estimates(self, module: nn.Module) -> dict[nn.Module, SigmaEstimate]:
+        """The estimate the next step would divide each weight, as it is now, by."""
+        return {layer: SigmaEstimate(self.estimate(layer.weight, layer).item(), layer.weight.detach())
+                for layer in constrained_layers(module)}

@@ -8,7 +8,7 @@ from torch import nn
 
 from lipbench import is_int, is_number, require
 from lipbench.layers import constrained_layers, power_iteration, weight_matrix
-from lipbench.methods.base import LipschitzMethod
+from lipbench.methods.base import LipschitzMethod, SigmaEstimate
 
 # spectral_reg keeps each layer's left singular vector estimate in this buffer, so checkpoints carry it.
 U_BUFFER = "spectral_reg_u"
@@ -79,3 +79,13 @@ class SpectralPenalty(WeightPenalty):
             u_next, v = power_iteration(matrix.detach(), u, self.power_iterations)
             u.copy_(u_next)
         return (u @ matrix @ v).pow(2)
+
+    @torch.no_grad()
+    def sigma_estimates(self, module: nn.Module) -> dict[nn.Module, SigmaEstimate]:
+        """sigma_hat = u^T W v with v = W^T u / ||W^T u|| from each layer's persistent u: where the next step starts."""
+        estimates = {}
+        for layer in constrained_layers(module):
+            weight = layer.weight.detach()
+            sigma_hat = (weight_matrix(layer, weight).t() @ getattr(layer, U_BUFFER)).norm()
+            estimates[layer] = SigmaEstimate(sigma_hat.item(), weight)
+        return estimates

@@ -60,6 +60,12 @@ def max_layer_sigma(run: Run) -> float | None:
     return max((v for k, v in record.items() if k.startswith("diag/sigma/")), default=None)
 
 
+def max_sigma_hat_error(run: Run) -> float | None:
+    """The largest |sigma_hat / sigma - 1| of the method's own estimates, over layers and every diagnostics."""
+    return max((abs(v) for r in run.records for k, v in r.items() if k.startswith("diag/sigma_hat_error/")),
+               default=None)
+
+
 # Per-run statistics: name -> (column title, value of a run given the quality threshold of its context).
 STATISTICS = {
     "final": ("final", lambda run, threshold: final_metric(run)),
@@ -71,6 +77,7 @@ STATISTICS = {
     "grad_norm_interp_max": ("‖∇D‖ interp max", lambda run, threshold: run.last("diag/grad_norm/interp/max")),
     "lipschitz_bound": ("Π layer norms", lambda run, threshold: run.last("diag/lipschitz_bound")),
     "max_layer_sigma": ("max layer σ", lambda run, threshold: max_layer_sigma(run)),
+    "max_sigma_hat_error": ("max σ̂ error", lambda run, threshold: max_sigma_hat_error(run)),
 }
 
 
@@ -103,6 +110,15 @@ CLAIMS = (
     Claim("clip underuses capacity: its critic is flatter than gp's at interpolates", "grad_norm_interp_mean",
           "clip", "gp"),
     Claim("clip leaves every critic layer with sigma below 1", "max_layer_sigma", "clip", 1.0),
+    Claim("fro_clip (Frobenius-norm clipping) ends better than clip", "final", "fro_clip", "clip"),
+    Claim("fro_penalty converges slowly: more epochs to the threshold than sn", "epochs_to_threshold", "sn",
+          "fro_penalty"),
+    Claim("fro_penalty converges slowly: more epochs to the threshold than gp", "epochs_to_threshold", "gp",
+          "fro_penalty"),
+    Claim("sn_conv bounds the critic's slope at interpolates by 1 (+2%)", "grad_norm_interp_max", "sn_conv", 1.02),
+    Claim("with a persistent u, sn's sigma estimate stays within 1% over training", "max_sigma_hat_error", "sn", 0.01),
+    Claim("from a fresh all-ones start, sn_projection leaves a layer's sigma more than 1% above 1", "max_layer_sigma",
+          1.01, "sn_projection"),
 )
 
 
@@ -303,7 +319,8 @@ def section(runs: list[Run], out: Path, threshold: float | None = None) -> Secti
              "that the best group (lowest final mean) had at the first evaluation half-way through its run, so "
              "groups that get there sooner take fewer epochs; \"k/n never\" counts the complete runs that never "
              "reached it, which the mean leaves out. s/epoch is each run's median epoch time; ‖∇D‖ and the layer "
-             "norms are from the last diagnostics.")
+             "norms are from the last diagnostics; max σ̂ error is the largest |σ̂/σ − 1| of the method's own "
+             "estimates over layers and evaluations.")
     palette = Palette(groups)
     figures = [plot_training_curves(groups, palette, out / "training_curves.png"),
                plot_metric(groups, palette, "epoch", "epoch", "Quality against epoch", out / "metric_vs_epoch.png"),
