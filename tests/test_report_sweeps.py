@@ -139,7 +139,7 @@ def test_methods_that_vary_unrelated_settings_meet_only_at_their_best(tmp_path):
 
 
 def test_each_method_keeps_one_colour_and_each_strength_a_line_style(tmp_path):
-    _, groups = group_runs(find_runs([gp_sweep(tmp_path)]))
+    _, groups = group_runs(find_runs([gp_sweep(tmp_path)])[0])
     palette = Palette(groups)
     looks = {group.label: palette.line(group) for group in groups}
     assert len({looks[f"gp λ={w}"]["color"] for w in (1, 10, 100)}) == 1
