@@ -37,9 +37,10 @@ def overrides_key(override_dirname: str) -> str:
 
 
 def unfinished(run_dir: Path) -> bool:
-    """A run dir with a checkpoint whose summary does not say complete."""
+    """A run dir that a run started (it has experiment.json, or a checkpoint) and did not complete."""
     summary = read_json_or_none(run_dir / "summary.json") or {}
-    return (run_dir / "checkpoint.pt").exists() and summary.get("status") != "complete"
+    started = (run_dir / EXPERIMENT_FILE).exists() or (run_dir / "checkpoint.pt").exists()
+    return started and summary.get("status") not in ("complete", "invalid")
 
 
 def claim_new(base: str) -> str:
@@ -131,7 +132,7 @@ class RunDir:
         differ = sorted(k for k in there.keys() | here.keys() if there.get(k, "<unset>") != here.get(k, "<unset>"))
         if differ:
             shown = "; ".join(f"{k}={there.get(k, '<unset>')} there, {here.get(k, '<unset>')} here"
-                              for k in differ[:3])
-            more = f" (and {len(differ) - 3} more)" if len(differ) > 3 else ""
+                              for k in differ[:6])
+            more = f" (and {len(differ) - 6} more)" if len(differ) > 6 else ""
             raise LipbenchError(f"run dir {self.path} holds another experiment: {shown}{more}: use a new run dir "
                                 f"(drop hydra.run.dir=...), or delete {self.path} to start over with this config")
