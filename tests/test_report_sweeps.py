@@ -106,15 +106,18 @@ def test_one_run_cells_show_the_value_without_a_spread(tmp_path):
 
 
 def test_claims_pair_equal_strengths_and_each_methods_best(tmp_path):
-    _, text = report([gp_sweep(tmp_path / "runs", seeds=(0, 1, 2))], tmp_path / "report")
+    _, text = report([gp_sweep(tmp_path / "runs", seeds=(0, 1, 2, 3))], tmp_path / "report")
     rows = claim_rows(text, "gp_relu (one-sided penalty) ends better than gp")
-    pairs = [(lower.split(":")[0], higher.split(":")[0]) for _, _, _, lower, higher, _ in rows]
+    pairs = [(row[3].split(":")[0], row[4].split(":")[0]) for row in rows]
     assert pairs == [("gp_relu λ=1", "gp λ=1"), ("gp_relu λ=10", "gp λ=10"), ("gp_relu λ=100", "gp λ=100"),
                      ("gp_relu λ=10 (best of 3)", "gp λ=1 (best of 3)")]
-    # Three seeds of identical curves: std 0, intervals apart, n = 3 a side.
-    assert [row[-1] for row in rows] == ["supported"] * 4
+    # Four seeds of identical curves: every gp_relu run below every gp run, p = 1/C(8, 4) = 1/70.
+    assert [row[-5:] for row in rows] == [["0.1", "[0.1, 0.1]", "0.0143", "∞", "supported"],
+                                          ["0.2", "[0.2, 0.2]", "0.0143", "∞", "supported"],
+                                          ["1.62", "[1.62, 1.62]", "0.0143", "∞", "supported"],
+                                          ["0.15", "[0.15, 0.15]", "0.0143", "∞", "supported"]]
     epochs = claim_rows(text, "gp_relu reaches the threshold in fewer epochs than gp")
-    assert epochs[2][4] == "gp λ=100: never (3/3 runs)" and epochs[2][5] == "inconclusive"
+    assert epochs[2][4] == "gp λ=100: never (4/4 runs)" and epochs[2][-1] == "inconclusive"
 
 
 def test_a_method_at_one_setting_meets_every_strength_of_the_other(tmp_path):

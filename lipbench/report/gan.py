@@ -22,20 +22,22 @@ from lipbench.report.figures import (
 )
 from lipbench.report.page import Table, Text
 from lipbench.report.runs import (
+    CLAIM_HEADER,
     COUNT_HEADER,
     VERDICT_RULE,
     Group,
     Run,
+    Sample,
     Section,
     Spread,
     best_group,
+    claim_test,
     context_label,
     finite,
     group_counts,
     group_runs,
     spread_fields,
     swept_text,
-    verdict,
 )
 
 GRADIENT_KINDS = ("real", "fake", "interp")
@@ -81,6 +83,10 @@ STATISTICS = {
 }
 
 
+# The statistics a diverged run has no value of: in a claim's test it counts as the worst value instead.
+QUALITY = {"final", "best", "epochs_to_threshold", "seconds_to_threshold"}
+
+
 def spread(group: Group, statistic: str, threshold: float | None) -> Spread | None:
     """Mean ± std of a STATISTICS entry over the group's runs."""
     value = STATISTICS[statistic][1]
@@ -93,7 +99,7 @@ class Claim:
 
     text: str
     statistic: str
-    lower: str
+    lower: str | float
     higher: str | float
 
 
@@ -244,34 +250,40 @@ def claims_blocks(groups: list[Group], thresholds: dict) -> list:
     for claim, context in itertools.product(CLAIMS, thresholds):
         threshold = thresholds[context]
 
-        def cell(group: Group, picked_of: int = 1) -> tuple[str, Spread | None]:
-            """A side's label and its spread of the claim's statistic."""
-            value = spread(group, claim.statistic, threshold)
+        def cell(group: Group, picked_of: int = 1) -> tuple[str, Sample]:
+            """A side's label with its spread of the claim's statistic, and its runs' values for the test."""
+            value = STATISTICS[claim.statistic][1]
             best = f" (best of {picked_of})" if picked_of > 1 else ""
-            return f"{group.arm}{best}: {statistic_cell(group, claim.statistic, value, threshold)}", value
+            text = statistic_cell(group, claim.statistic, spread(group, claim.statistic, threshold), threshold)
+            return (f"{group.arm}{best}: {text}",
+                    group.sample(lambda run: value(run, threshold), claim.statistic in QUALITY))
 
         def arms(method: str) -> list[Group]:
             """The groups of `method` in this context."""
             return [group for group in groups if group.method == method and group.context == context]
 
-        lower = arms(claim.lower)
-        if isinstance(claim.higher, float):
-            fixed = (f"{claim.higher:g} (fixed)", Spread(claim.higher, 0.0, math.inf))
-            sides = [(cell(group), fixed) for group in lower]
+        def fixed(number: float) -> tuple[str, float]:
+            """A fixed reference number's cell and value."""
+            return f"{number:g} (fixed)", number
+
+        if isinstance(claim.lower, float):
+            sides = [(fixed(claim.lower), cell(group)) for group in arms(claim.higher)]
+        elif isinstance(claim.higher, float):
+            sides = [(cell(group), fixed(claim.higher)) for group in arms(claim.lower)]
         else:
-            higher = arms(claim.higher)
+            lower, higher = arms(claim.lower), arms(claim.higher)
             sides = [(cell(a), cell(b)) for a, b in matched_pairs(lower, higher)]
             if lower and higher and max(len(lower), len(higher)) > 1:
                 best_lower = best_group(groups, claim.lower, context, final_metric)
                 best_higher = best_group(groups, claim.higher, context, final_metric)
                 if best_lower and best_higher:
                     sides.append((cell(*best_lower), cell(*best_higher)))
-        for (lower_cell, lower_spread), (higher_cell, higher_spread) in sides:
+        for (lower_cell, lower_values), (higher_cell, higher_values) in sides:
+            test = claim_test(lower_values, higher_values)
             rows.append([claim.text, context_label(context), STATISTICS[claim.statistic][0], lower_cell,
-                         higher_cell, verdict(lower_spread, higher_spread)])
+                         higher_cell, *test.cells(), test.verdict])
     uncovered = [claim.text for claim in CLAIMS if claim.text not in {row[0] for row in rows}]
-    table = (Table(["claim", "runs", "statistic", "expected lower", "expected higher", "verdict"], rows)
-             if rows else Text("No claim compares groups present in these runs."))
+    table = (Table(CLAIM_HEADER, rows) if rows else Text("No claim compares groups present in these runs."))
     pairing = ("Sides are compared on matched settings: a method at one setting against each setting of the other "
                "(SN against GP at each λ), methods that vary the same setting at equal values (gp λ=10 against "
                "gp_relu λ=10), and, when a side comes at several settings, each method at its best one (\"best of "
