@@ -100,7 +100,7 @@ def test_generalization_claim_compares_best_strengths_and_is_inconclusive_on_two
         assert worse.startswith(f"{best_l2} (best of 2): ")
         mean = float(worse.split(": ")[1].split(" ± ")[0])
         assert mean == pytest.approx(float(rows[best_l2][f"{column}_mean"]), rel=1e-3)
-        assert p in ("-", "0.167", "0.5", "0.833", "1") and verdict == "inconclusive"  # 2 + 2 runs: p >= 1/6
+        assert (p == "-" or float(p) >= 0.166) and verdict == "inconclusive"  # 2 + 2 runs: p >= 1/6
     assert "picked on the test set itself" in text and "optimistic" in text
 
 
