@@ -3,6 +3,8 @@ diagnostics per group, and claims from the literature about the critic's Lipschi
 settings."""
 import itertools
 import math
+import statistics
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +26,8 @@ from lipbench.report.page import Table, Text
 from lipbench.report.runs import (
     CLAIM_HEADER,
     COUNT_HEADER,
+    RESAMPLES,
+    RESAMPLING_SEED,
     VERDICT_RULE,
     Group,
     Run,
@@ -36,8 +40,10 @@ from lipbench.report.runs import (
     finite,
     group_counts,
     group_runs,
+    sort_key,
     spread_fields,
     swept_text,
+    trend_test,
 )
 
 GRADIENT_KINDS = ("real", "fake", "interp")
@@ -68,6 +74,31 @@ def max_sigma_hat_error(run: Run) -> float | None:
                default=None)
 
 
+def noise_floor(run: Run) -> float | None:
+    """The run's W1 noise floor (toy runs): the mean exact W1 between two real samples of the evaluation size."""
+    value = (run.summary.get("protocol") or {}).get("w1/noise_floor")
+    return value if finite(value) else None
+
+
+def over_floor(run: Run) -> float | None:
+    """The run's final metric as a multiple of its noise floor (toy runs; complete runs only)."""
+    final, floor = final_metric(run), noise_floor(run)
+    return final / floor if finite(final) and floor else None
+
+
+def noise_floors(runs: list[Run]) -> dict[str, float]:
+    """Each toy setting's noise floor among the runs: "8gaussians, 2000 points" -> value."""
+    floors = {}
+    for run in runs:
+        if (floor := noise_floor(run)) is not None:
+            data = run.config.get("dataset", {})
+            setting = (data.get("distribution", "toy2d"), data.get("modes") or 0,
+                       run.summary["protocol"].get("w1/num_generated"))
+            floors[setting] = floor
+    return {f"{name}{f' with {modes} modes' if modes else ''}, {points} points": floor
+            for (name, modes, points), floor in sorted(floors.items())}
+
+
 # Per-run statistics: name -> (column title, value of a run given the quality threshold of its context).
 STATISTICS = {
     "final": ("final", lambda run, threshold: final_metric(run)),
@@ -80,6 +111,7 @@ STATISTICS = {
     "lipschitz_bound": ("Π layer norms", lambda run, threshold: run.last("diag/lipschitz_bound")),
     "max_layer_sigma": ("max layer σ", lambda run, threshold: max_layer_sigma(run)),
     "max_sigma_hat_error": ("max σ̂ error", lambda run, threshold: max_sigma_hat_error(run)),
+    "final_over_floor": ("final ÷ noise floor", lambda run, threshold: over_floor(run)),
 }
 
 
@@ -292,6 +324,68 @@ def claims_blocks(groups: list[Group], thresholds: dict) -> list:
                                                           if uncovered else [])]))]
 
 
+@dataclass(frozen=True)
+class Trend:
+    """The claim that method `worse`'s final-metric gap to `better` grows with the swept number `key`."""
+
+    text: str
+    worse: str
+    better: str
+    key: str = "dataset.modes"
+
+
+TRENDS = (Trend("GP's quality gap to SN grows with the number of modes", "gp", "sn"),
+          Trend("gp_relu's quality gap to SN grows with the number of modes", "gp_relu", "sn"))
+
+
+def seed_gaps(worse: Group, better: Group) -> list[float]:
+    """`worse`'s final metric minus `better`'s at each seed both ran; a diverged run counts as the worst (highest)
+    final metric of the two groups, an unfinished one is left out."""
+    finals = {id(run): final_metric(run) for run in [*worse.runs, *better.runs]}
+    worst = max((v for v in finals.values() if finite(v)), default=None)
+
+    def by_seed(group: Group) -> dict:
+        return {str(run.config.get("seed")): worst if run.status == "diverged" else finals[id(run)]
+                for run in group.runs}
+
+    a, b = by_seed(worse), by_seed(better)
+    return [a[seed] - b[seed] for seed in sorted(set(a) & set(b)) if finite(a[seed]) and finite(b[seed])]
+
+
+TREND_RULE = (
+    "Trend claims: at each number of modes, the gap is a seed's final metric of the first method minus SN's at the "
+    "same seed (a diverged run counts as the worst final metric of the two at that number of modes); the statistic "
+    "is the least-squares slope of the mean gap against log2(modes), the gap's growth per doubling of the modes. "
+    f"Its 95% interval bootstraps the seeds within each number of modes ({RESAMPLES} resamples, seed "
+    f"{RESAMPLING_SEED}); p is one-sided, from permutations that shuffle the gaps across the numbers of modes; r is "
+    "Pearson's correlation of the gaps with log2(modes). The verdict follows the rule above with the slope in place "
+    "of Δ; a method at several settings enters at its best (lowest mean final metric) at each number of modes.")
+
+
+def trend_blocks(groups: list[Group]) -> list:
+    """A row for each trend claim and each setting of the other swept keys, when the runs sweep its key."""
+    rows = []
+    for trend in TRENDS:
+        gaps = defaultdict(dict)  # the other swept keys' values -> {number of modes: the seeds' gaps}
+        for context in sorted({group.context for group in groups}):
+            values = dict(context)
+            worse = best_group(groups, trend.worse, context, final_metric)
+            better = best_group(groups, trend.better, context, final_metric)
+            if trend.key in values and worse and better:
+                rest = tuple((key, value) for key, value in context if key != trend.key)
+                gaps[rest][float(values[trend.key])] = seed_gaps(worse[0], better[0])
+        for rest, cells in gaps.items():
+            test = trend_test({math.log2(count): gap for count, gap in cells.items()})
+            means = ", ".join(f"{count:g}: {statistics.fmean(gap):.3g} (n={len(gap)})"
+                              for count, gap in sorted(cells.items()) if gap)
+            rows.append([trend.text, context_label(rest), means, *test.cells(), test.verdict])
+    if not rows:
+        return []
+    header = ["claim", "runs", "mean gap of final metric by modes", "slope per doubling", "95% CI of slope",
+              "p (one-sided)", "Pearson r", "verdict"]
+    return [Table(header, rows), Text(TREND_RULE)]
+
+
 def value_at(run: Run, epoch: int) -> float | None:
     """The run's metric at its first evaluation at or after `epoch`."""
     return next((r[run.metric_key] for r in run.records if r["epoch"] >= epoch and finite(r.get(run.metric_key))),
@@ -316,7 +410,7 @@ def default_threshold(groups: list[Group]) -> tuple[float | None, str]:
 def section(runs: list[Run], out: Path, threshold: float | None = None) -> Section:
     """The GAN runs' section, its figures written into `out`; `threshold` is the quality level to time groups to."""
     swept, groups = group_runs(runs)
-    contexts = sorted({group.context for group in groups})
+    contexts = sorted({group.context for group in groups}, key=lambda context: [sort_key(v) for _, v in context])
     found = {context: (threshold, f"{threshold:.4g}, set by --threshold") if threshold is not None
              else default_threshold([group for group in groups if group.context == context]) for context in contexts}
     thresholds = {context: level for context, (level, _) in found.items()}
@@ -324,23 +418,29 @@ def section(runs: list[Run], out: Path, threshold: float | None = None) -> Secti
     metrics = sorted({run.metric_key.removeprefix("eval/") for run in runs})
     threshold_text = "; ".join(f"{context_label(context)}: {text}" if len(found) > 1 else text
                                for context, (_, text) in found.items())
+    floors = noise_floors(runs)
+    floor_text = ("; ".join(f"{label}: {value:.4g}" for label, value in floors.items()))
     summary = (f"{len(runs)} runs in {len(groups)} groups. Metric: {', '.join(metrics)} (lower is better). "
-               f"{swept_text(swept, runs)} Threshold: {threshold_text}.")
+               f"{swept_text(swept, runs)} Threshold: {threshold_text}."
+               + (f" Noise floor (the mean exact W1 between two independent real samples of the evaluation size; "
+                  f"no run can beat it): {floor_text}." if floors else ""))
     notes = ("Mean ± std over runs (n = runs with a value; one run shows its value alone). final, best and the "
              "threshold columns use complete runs. The threshold is, unless --threshold sets it, the mean metric "
              "that the best group (lowest final mean) had at the first evaluation half-way through its run, so "
              "groups that get there sooner take fewer epochs; \"k/n never\" counts the complete runs that never "
              "reached it, which the mean leaves out. s/epoch is each run's median epoch time; ‖∇D‖ and the layer "
              "norms are from the last diagnostics; max σ̂ error is the largest |σ̂/σ − 1| of the method's own "
-             "estimates over layers and evaluations.")
+             "estimates over layers and evaluations; final ÷ noise floor (toy runs) is each run's final W1 over the "
+             "floor of its setting: 1 is a generator as good as the data's own sampling noise.")
     palette = Palette(groups)
     figures = [plot_training_curves(groups, palette, out / "training_curves.png"),
-               plot_metric(groups, palette, "epoch", "epoch", "Quality against epoch", out / "metric_vs_epoch.png"),
+               plot_metric(groups, palette, "epoch", "epoch", "Quality against epoch", out / "metric_vs_epoch.png",
+                           floors),
                plot_metric(groups, palette, "time/train_s", "training seconds (mean over seeds; evaluation excluded)",
-                           "Quality against training time", out / "metric_vs_time.png"),
+                           "Quality against training time", out / "metric_vs_time.png", floors),
                plot_epoch_time(groups, palette, out / "epoch_time.png"),
                plot_gradient_histograms(groups, palette, out / "grad_norm_hist.png")]
-    return Section("GAN runs", summary, results, notes, claims_blocks(groups, thresholds),
+    return Section("GAN runs", summary, results, notes, [*claims_blocks(groups, thresholds), *trend_blocks(groups)],
                    [figure for figure in figures if figure], csv_rows, run_rows(groups, thresholds),
                    samples(groups))
 

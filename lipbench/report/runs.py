@@ -166,8 +166,10 @@ def mean_difference(higher, lower, axis=-1):
 
 def hedges_g(samples: tuple[np.ndarray, ...], difference: float) -> float:
     """Hedges' g: `difference` over the pooled sample std (one-sample: the sample's std), times the small-sample
-    correction 1 - 3 / (4 df - 1); +-inf when the values do not vary at all."""
+    correction 1 - 3 / (4 df - 1); +-inf when the values do not vary at all, NaN below 2 degrees of freedom."""
     df = sum(len(s) - 1 for s in samples)
+    if df < 2:  # the correction is 0 at df = 1: no effect size from two runs
+        return math.nan
     pooled = math.sqrt(sum((len(s) - 1) * np.var(s, ddof=1) for s in samples) / df)
     if pooled == 0:
         return math.copysign(math.inf, difference) if difference else math.nan
@@ -235,6 +237,36 @@ def claim_test(lower: Sample | float, higher: Sample | float) -> Test:
                          n_resamples=RESAMPLES, **resampling).pvalue
     return Test(difference, float(interval.confidence_interval.low), float(interval.confidence_interval.high),
                 float(p), hedges_g(samples, difference))
+
+
+def slope_of_means(x: np.ndarray):
+    """The statistic of a trend: the least-squares slope of the cell means against `x` (one cell per x value)."""
+    centred = x - x.mean()
+
+    def slope(*cells, axis=-1):
+        means = np.stack([np.mean(cell, axis=axis) for cell in cells], axis=-1)
+        return (means * centred).sum(axis=-1) / (centred ** 2).sum()
+    return slope
+
+
+def trend_test(cells: dict[float, list[float]]) -> Test:
+    """The test of "the values grow with x": the slope of the cell means against x (cells: x -> values), its
+    bootstrap interval (resampling within each cell), the one-sided permutation p-value of slope > 0 (shuffling
+    the values across cells) and, as the effect size, Pearson's r between x and the values. None fields when there
+    are fewer than 2 cells with 2 values each."""
+    cells = {x: np.asarray(values, dtype=float) for x, values in sorted(cells.items()) if len(values) >= 2}
+    if len(cells) < 2:
+        return Test()
+    statistic = slope_of_means(np.array(list(cells), dtype=float))
+    samples = tuple(cells.values())
+    resampling = {"vectorized": True, "rng": RESAMPLING_SEED, "n_resamples": RESAMPLES}
+    interval = bootstrap(samples, statistic, method="percentile", **resampling).confidence_interval
+    p = permutation_test(samples, statistic, permutation_type="independent", alternative="greater",
+                         **resampling).pvalue
+    x = np.concatenate([[key] * len(values) for key, values in cells.items()])
+    values = np.concatenate(samples)
+    r = float(np.corrcoef(x, values)[0, 1]) if values.std() > 0 else math.nan
+    return Test(float(statistic(*samples)), float(interval.low), float(interval.high), float(p), r)
 
 
 # The columns of every claim table.
