@@ -220,3 +220,40 @@ def test_report_html_renders_every_figure_in_headless_chromium(tmp_path):
         assert region.size, "an image lies outside the screenshot"
         # A figure has ink: lines, labels and markers (every plot background here is white).
         assert (np.abs(region - [255, 255, 255]).sum(axis=2) > 100).mean() > 0.01
+
+
+def paper_run(run_dir: Path, method: str, loss: str, seed: int, fid: list[float], **settings) -> None:
+    """A finished run at the SNGAN paper's CIFAR-10 setting (as `lipbench scale=paper` writes it), FID per epoch."""
+    write_run(run_dir, method, None, seed, fid)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    summary["metric"], summary["overrides"] = "fid", [*summary["overrides"], f"loss={loss}", "scale=paper"]
+    summary["config"].update(dataset={"name": "cifar10"}, model={"name": "dcgan"}, loss={"name": loss},
+                             scale={"name": "paper"})
+    summary["config"]["method"].update(settings)
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps({**{k: v for k, v in r.items() if k != "eval/w1"},
+                                                              "eval/fid": r["eval/w1"]}) + "\n" for r in records))
+
+
+def test_a_run_at_a_published_setting_shows_the_published_number_beside_its_own(tmp_path):
+    for seed in (0, 1):
+        paper_run(tmp_path / "runs" / f"sn{seed}", "sn", "ns", seed, [60.0, 31.0 + seed], power_iterations=1)
+        paper_run(tmp_path / "runs" / f"gp{seed}", "gp", "wasserstein", seed, [70.0, 41.0], weight=10.0,
+                  one_sided=False)
+        # The published WGAN-GP used the Wasserstein loss: gp with the hinge loss matches no published row.
+        paper_run(tmp_path / "runs" / f"gp_hinge{seed}", "gp", "hinge", seed, [70.0, 45.0], weight=10.0,
+                  one_sided=False)
+    rows, text = report([tmp_path / "runs"], tmp_path / "report")
+    header = next(line for line in text.splitlines() if line.startswith("| group |"))
+    assert "| final | published | best |" in header
+    lines = [line for line in text.splitlines() if line.startswith(("| gp ", "| sn "))]
+    cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+    published = {row[0]: row[5] for row in cells}
+    assert published == {"gp loss=wasserstein": "40.2 (SNGAN Table 2: WGAN-GP)", "gp loss=hinge": "-",
+                         "sn loss=ns": "29.3 (SNGAN Table 2: (ours) SN-GANs)"}
+    assert rows["sn loss=ns"]["published"] == "29.3" and rows["gp loss=hinge"]["published"] == ""
+    assert "published: Miyato, Kataoka, Koyama, Yoshida 2018" in text and "Table 2, column FID / CIFAR-10" in text
+    # A toy run matches nothing: no published column at all.
+    _, toy = report([gp_sweep(tmp_path / "toy")], tmp_path / "toy_report")
+    assert "published" not in toy

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+import yaml
 from matplotlib.ticker import LogLocator, NullFormatter
 
 from lipbench.report.figures import (
@@ -236,6 +237,35 @@ def plot_gradient_histograms(groups: list[Group], palette: Palette, path: Path) 
     return None
 
 
+PUBLISHED = Path(__file__).with_name("published.yaml")
+
+
+@dataclass(frozen=True)
+class Published:
+    """A published number a group's runs can be set against, and where it comes from."""
+
+    value: float
+    row: str
+    short: str
+    source: str
+    setting: str
+
+
+def published(group: Group) -> Published | None:
+    """The published number whose setting (dataset, model, method and its settings, loss, metric) every run of the
+    group matches, if any."""
+    for table in yaml.safe_load(PUBLISHED.read_text(encoding="utf-8")):
+        for row in table["rows"]:
+            if all(run.config.get("dataset", {}).get("name") == table["dataset"]
+                   and run.config.get("model", {}).get("name") == table["model"]
+                   and run.summary.get("metric") == table["metric"] and run.method == row["method"]
+                   and run.config.get("loss", {}).get("name") == row["loss"]
+                   and all(run.method_settings.get(key) == value for key, value in row["settings"].items())
+                   for run in group.runs):
+                return Published(row["value"], row["row"], table["short"], table["source"], table["setting"])
+    return None
+
+
 def statistic_cell(group: Group, name: str, value: Spread | None, threshold: float | None) -> str:
     """A statistic's cell; a threshold column also says how many complete runs never reached the threshold."""
     never = sum(run.status == "complete" and reach(run, threshold, "epoch") is None for run in group.runs)
@@ -245,23 +275,30 @@ def statistic_cell(group: Group, name: str, value: Spread | None, threshold: flo
     return f"never ({runs} runs)" if value is None else f"{value}, {runs} never"
 
 
-def results_table(groups: list[Group], thresholds: dict) -> tuple[Table, list[dict]]:
-    """The per-group table, and the same numbers as CSV rows."""
+def results_table(groups: list[Group], thresholds: dict) -> tuple[Table, list[dict], list[Published]]:
+    """The per-group table, the same numbers as CSV rows, and the published numbers it shows (a "published" column
+    beside "final", only when some group matches a published setting)."""
     by_arm = {(group.arm, group.context): group for group in groups}
-    header = [*COUNT_HEADER, *(title for title, _ in STATISTICS.values()), "s/epoch ÷ none"]
+    matches = [published(group) for group in groups]
+    titles = [title for title, _ in STATISTICS.values()]
+    if any(matches):
+        titles.insert(1, "published")
+    header = [*COUNT_HEADER, *titles, "s/epoch ÷ none"]
     rows, csv_rows = [], []
-    for group in groups:
+    for group, match in zip(groups, matches):
         threshold = thresholds[group.context]
         spreads = {name: spread(group, name, threshold) for name in STATISTICS}
         base = by_arm.get(("none", group.context))
         base_time = spread(base, "epoch_time", None) if base else None
         ratio = spreads["epoch_time"].mean / base_time.mean if base_time and spreads["epoch_time"] else None
         cells, fields = group_counts(group)
-        rows.append([*cells, *(statistic_cell(group, name, s, threshold) for name, s in spreads.items()),
-                     None if ratio is None else f"{ratio:.2f}"])
+        statistics_cells = [statistic_cell(group, name, s, threshold) for name, s in spreads.items()]
+        if any(matches):
+            statistics_cells.insert(1, f"{match.value:g} ({match.short}: {match.row})" if match else None)
+        rows.append([*cells, *statistics_cells, None if ratio is None else f"{ratio:.2f}"])
         csv_rows.append({**fields, "threshold": threshold, **spread_fields(spreads),
-                         "epoch_time_ratio_to_none": ratio})
-    return Table(header, rows), csv_rows
+                         "published": match.value if match else None, "epoch_time_ratio_to_none": ratio})
+    return Table(header, rows), csv_rows, [match for match in matches if match]
 
 
 def matched_pairs(lower: list[Group], higher: list[Group]) -> list[tuple[Group, Group]]:
@@ -414,7 +451,7 @@ def section(runs: list[Run], out: Path, threshold: float | None = None) -> Secti
     found = {context: (threshold, f"{threshold:.4g}, set by --threshold") if threshold is not None
              else default_threshold([group for group in groups if group.context == context]) for context in contexts}
     thresholds = {context: level for context, (level, _) in found.items()}
-    results, csv_rows = results_table(groups, thresholds)
+    results, csv_rows, matches = results_table(groups, thresholds)
     metrics = sorted({run.metric_key.removeprefix("eval/") for run in runs})
     threshold_text = "; ".join(f"{context_label(context)}: {text}" if len(found) > 1 else text
                                for context, (_, text) in found.items())
@@ -431,7 +468,9 @@ def section(runs: list[Run], out: Path, threshold: float | None = None) -> Secti
              "reached it, which the mean leaves out. s/epoch is each run's median epoch time; ‖∇D‖ and the layer "
              "norms are from the last diagnostics; max σ̂ error is the largest |σ̂/σ − 1| of the method's own "
              "estimates over layers and evaluations; final ÷ noise floor (toy runs) is each run's final W1 over the "
-             "floor of its setting: 1 is a generator as good as the data's own sampling noise.")
+             "floor of its setting: 1 is a generator as good as the data's own sampling noise."
+             + "".join(f" published: {source}. Its setting: {setting}"
+                       for source, setting in dict.fromkeys((match.source, match.setting) for match in matches)))
     palette = Palette(groups)
     figures = [plot_training_curves(groups, palette, out / "training_curves.png"),
                plot_metric(groups, palette, "epoch", "epoch", "Quality against epoch", out / "metric_vs_epoch.png",
