@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from lipbench.report.runs import Sample, claim_test
+from lipbench.report.runs import Sample, claim_test, trend_test
 
 LOW = [1.0, 1.1, 0.9, 1.2, 1.0]    # five seeds of the side the claim expects lower
 HIGH = [2.0, 2.1, 1.9, 2.2, 2.0]   # ... and of the side it expects higher
@@ -73,3 +73,19 @@ def test_fewer_than_two_runs_a_side_give_no_statistic():
     test = claim_test(Sample([1.0]), Sample(HIGH))
     assert test.difference is None and test.cells() == [None] * 4 and test.verdict == "inconclusive"
     assert claim_test(Sample([]), Sample([])).verdict == "inconclusive"
+
+
+def test_a_growing_gap_is_a_positive_slope_and_a_flat_one_is_inconclusive():
+    growing = {3.0: [0.0, 0.1, 0.05, 0.02, 0.03], 4.0: [0.2, 0.3, 0.25, 0.22, 0.28], 6.0: [0.5, 0.6, 0.55, 0.5, 0.58]}
+    test = trend_test(growing)
+    means = [0.04, 0.25, 0.546]  # least-squares slope of the cell means against x = 3, 4, 6
+    assert test.difference == pytest.approx((-(4 / 3) * means[0] - (1 / 3) * means[1] + (5 / 3) * means[2])
+                                            / (16 / 9 + 1 / 9 + 25 / 9))
+    assert 0 < test.low < test.difference < test.high and test.p < 0.001 and test.g > 0.9
+    assert test.verdict == "supported"
+    flat = trend_test({3.0: [0.0, 0.1, 0.05, 0.02, 0.03], 4.0: [0.1, 0.0, 0.05, 0.02, 0.03],
+                       6.0: [0.0, 0.1, 0.05, 0.02, 0.04]})
+    assert flat.low < 0 < flat.high and flat.verdict == "inconclusive"
+    shrinking = trend_test({x: [-v for v in values] for x, values in growing.items()})
+    assert shrinking.verdict == "not supported"
+    assert trend_test({3.0: [0.1, 0.2]}).verdict == "inconclusive"  # one number of modes: no trend

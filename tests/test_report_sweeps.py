@@ -257,3 +257,30 @@ def test_a_run_at_a_published_setting_shows_the_published_number_beside_its_own(
     # A toy run matches nothing: no published column at all.
     _, toy = report([gp_sweep(tmp_path / "toy")], tmp_path / "toy_report")
     assert "published" not in toy
+
+
+def test_many_modes_report_draws_the_noise_floor_and_tests_the_growing_gap(tmp_path):
+    floors = {8: 0.073, 25: 0.10, 64: 0.097}
+    for modes, floor in floors.items():
+        for seed in range(5):
+            # SN ends at 2x the floor at every count; GP's gap grows by ~0.1 a doubling, with seed noise.
+            finals = {"sn": 2 * floor, "gp": 2 * floor + 0.1 * (modes / 8) ** 0.5 + 0.01 * seed}
+            for method, final in finals.items():
+                run_dir = tmp_path / "runs" / f"{method}_{modes}_{seed}"
+                write_run(run_dir, method, None, seed, [final + 0.5, final])
+                summary = json.loads((run_dir / "summary.json").read_text())
+                summary["overrides"].append(f"dataset.modes={modes}")
+                summary["config"]["dataset"] = {"name": "toy2d", "distribution": "ring_mixture", "modes": modes}
+                summary["protocol"] = {"w1/noise_floor": floor, "w1/num_generated": 2000}
+                (run_dir / "summary.json").write_text(json.dumps(summary))
+    rows, text = report([tmp_path / "runs"], tmp_path / "report")
+    assert ("Noise floor (the mean exact W1 between two independent real samples of the evaluation size; no run can "
+            "beat it): ring_mixture with 8 modes, 2000 points: 0.073; ring_mixture with 25 modes, 2000 points: 0.1; "
+            "ring_mixture with 64 modes, 2000 points: 0.097.") in text
+    assert float(rows["sn dataset.modes=64"]["final_over_floor_mean"]) == pytest.approx(2.0)
+    (trend,) = claim_rows(text, "GP's quality gap to SN grows with the number of modes")
+    assert trend[1] == "all runs" and trend[2].startswith("8: 0.12 (n=5), 25: 0.197 (n=5), 64: 0.303 (n=5)")
+    # The gap is 0.1 * sqrt(modes / 8) + 0.02 on average: its least-squares slope against log2(modes) is ~0.060.
+    assert float(trend[3]) == pytest.approx(0.0605, abs=1e-3) and trend[-1] == "supported"
+    assert "slope of the mean gap against log2(modes)" in text
+    assert (tmp_path / "report" / "metric_vs_epoch.png").read_bytes().startswith(PNG_SIGNATURE)
