@@ -199,7 +199,7 @@ def test_cnn_refuses_sizes_its_stages_cannot_halve():
 def test_generalization_preset_sweeps_each_method_at_its_own_strengths():
     preset = composed("+experiment=claim_generalization", hydra=True)
     arms = preset.hydra.sweeper.params.method.split(",")
-    assert arms[:2] == ["none", "sn"] and preset.hydra.sweeper.params.seed == "0,1,2"
+    assert arms[:2] == ["none", "sn"] and preset.hydra.sweeper.params.seed == "0,1,2,3,4"
     methods = [composed("+experiment=claim_generalization", f"method={arm}") for arm in arms]
     assert {(cfg.task.name, cfg.dataset.name, cfg.train.subset) for cfg in methods} == {("classify", "mnist", 4000)}
     strengths = [(cfg.method.name, cfg.method.get("weight")) for cfg in methods]

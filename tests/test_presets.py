@@ -6,7 +6,8 @@ from omegaconf import OmegaConf
 from tests.conftest import composed, lipbench, read_summary, run_dirs
 
 PRESETS = ["claim_speed", "claim_convergence", "claim_projection", "claim_one_sided"]
-SCALES = {"cpu": ("toy2d", "mlp"), "digits": ("digits", "dcgan"), "gpu": ("cifar10", "dcgan")}
+SCALES = {"cpu": ("toy2d", "mlp"), "digits": ("digits", "dcgan"), "gpu": ("cifar10", "dcgan"),
+          "paper": ("cifar10", "dcgan")}
 
 
 def compose_sweep_job(preset: str, scale: str):
@@ -24,7 +25,7 @@ def test_preset_composes(preset, scale):
     params, job = compose_sweep_job(preset, scale)
     assert set(params) == {"method", "seed"}
     methods, seeds = params["method"].split(","), params["seed"].split(",")
-    assert len(methods) >= 2 and len(seeds) >= 3
+    assert len(methods) >= 2 and seeds == ["0", "1", "2", "3", "4"]  # 5 seeds: 3 a side can never give p < 0.05
     assert job.dataset.name == dataset and job.hydra.runtime.choices.model == model
     assert job.scale.name == scale and job.hydra.runtime.choices.scale == scale and job.method.name == methods[0]
     assert job.train.epochs >= 1 and 1 <= job.train.eval_every <= job.train.epochs
@@ -66,3 +67,28 @@ def test_power_iteration_preset_sweeps_the_iterations_of_both_estimates(scale):
     projection = composed("+experiment=claim_power_iteration", f"scale={scale}", "method=sn_projection",
                           "method.power_iterations=5")
     assert projection.method.power_iterations == 5 and projection.logger.wandb.job_type == "sn_projection-r5"
+
+
+@pytest.mark.parametrize("preset", PRESETS[1:])  # claim_speed times 3 epochs at every scale
+def test_paper_scale_is_the_sngan_cifar10_standard_cnn_setting(preset):
+    job = composed(f"+experiment={preset}", "scale=paper")
+    alone = composed("scale=paper", "method=sn", "loss=ns")  # one run at the paper's setting, without a preset
+    for config in (job, alone):
+        assert (config.dataset.name, config.model.name, config.model.critic.width) == ("cifar10", "dcgan", 64)
+        assert config.model.generator.latent_dim == 128 and config.train.batch_size == 64
+        # Setting A of Miyato et al. 2018, Table 1.
+        assert (config.optim.lr, list(config.optim.betas), config.train.n_critic) == (1e-4, [0.5, 0.9], 5)
+        assert (config.metric.name, config.metric.fid.num_samples) == ("fid", 10_000)
+        # 100k generator updates: an epoch is 50000 // 64 critic steps, a generator step after every 5th.
+        updates = config.train.epochs * (50_000 // config.train.batch_size // config.train.n_critic)
+        assert 100_000 <= updates < 100_000 + 156
+    assert job.train.epochs == alone.train.epochs and job.logger.wandb.group == f"{preset}-paper"
+
+
+def test_many_modes_preset_sweeps_methods_and_mode_counts_on_a_ring():
+    params = OmegaConf.to_container(composed("+experiment=claim_many_modes", hydra=True).hydra.sweeper.params,
+                                    resolve=True)
+    assert params == {"method": "gp,gp_relu,sn", "dataset.modes": "8,25,64", "seed": "0,1,2,3,4"}
+    job = composed("+experiment=claim_many_modes", "method=gp", "dataset.modes=64")
+    assert (job.dataset.distribution, job.dataset.modes, job.model.critic.hidden) == ("ring_mixture", 64, 128)
+    assert job.train.epochs >= 1 and job.logger.wandb.group == "claim_many_modes-cpu"

@@ -106,15 +106,18 @@ def test_one_run_cells_show_the_value_without_a_spread(tmp_path):
 
 
 def test_claims_pair_equal_strengths_and_each_methods_best(tmp_path):
-    _, text = report([gp_sweep(tmp_path / "runs", seeds=(0, 1, 2))], tmp_path / "report")
+    _, text = report([gp_sweep(tmp_path / "runs", seeds=(0, 1, 2, 3))], tmp_path / "report")
     rows = claim_rows(text, "gp_relu (one-sided penalty) ends better than gp")
-    pairs = [(lower.split(":")[0], higher.split(":")[0]) for _, _, _, lower, higher, _ in rows]
+    pairs = [(row[3].split(":")[0], row[4].split(":")[0]) for row in rows]
     assert pairs == [("gp_relu λ=1", "gp λ=1"), ("gp_relu λ=10", "gp λ=10"), ("gp_relu λ=100", "gp λ=100"),
                      ("gp_relu λ=10 (best of 3)", "gp λ=1 (best of 3)")]
-    # Three seeds of identical curves: std 0, intervals apart, n = 3 a side.
-    assert [row[-1] for row in rows] == ["supported"] * 4
+    # Four seeds of identical curves: every gp_relu run below every gp run, p = 1/C(8, 4) = 1/70.
+    assert [row[-5:] for row in rows] == [["0.1", "[0.1, 0.1]", "0.0143", "∞", "supported"],
+                                          ["0.2", "[0.2, 0.2]", "0.0143", "∞", "supported"],
+                                          ["1.62", "[1.62, 1.62]", "0.0143", "∞", "supported"],
+                                          ["0.15", "[0.15, 0.15]", "0.0143", "∞", "supported"]]
     epochs = claim_rows(text, "gp_relu reaches the threshold in fewer epochs than gp")
-    assert epochs[2][4] == "gp λ=100: never (3/3 runs)" and epochs[2][5] == "inconclusive"
+    assert epochs[2][4] == "gp λ=100: never (4/4 runs)" and epochs[2][-1] == "inconclusive"
 
 
 def test_a_method_at_one_setting_meets_every_strength_of_the_other(tmp_path):
@@ -217,3 +220,67 @@ def test_report_html_renders_every_figure_in_headless_chromium(tmp_path):
         assert region.size, "an image lies outside the screenshot"
         # A figure has ink: lines, labels and markers (every plot background here is white).
         assert (np.abs(region - [255, 255, 255]).sum(axis=2) > 100).mean() > 0.01
+
+
+def paper_run(run_dir: Path, method: str, loss: str, seed: int, fid: list[float], **settings) -> None:
+    """A finished run at the SNGAN paper's CIFAR-10 setting (as `lipbench scale=paper` writes it), FID per epoch."""
+    write_run(run_dir, method, None, seed, fid)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    summary["metric"], summary["overrides"] = "fid", [*summary["overrides"], f"loss={loss}", "scale=paper"]
+    summary["config"].update(dataset={"name": "cifar10"}, model={"name": "dcgan"}, loss={"name": loss},
+                             scale={"name": "paper"})
+    summary["config"]["method"].update(settings)
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps({**{k: v for k, v in r.items() if k != "eval/w1"},
+                                                              "eval/fid": r["eval/w1"]}) + "\n" for r in records))
+
+
+def test_a_run_at_a_published_setting_shows_the_published_number_beside_its_own(tmp_path):
+    for seed in (0, 1):
+        paper_run(tmp_path / "runs" / f"sn{seed}", "sn", "ns", seed, [60.0, 31.0 + seed], power_iterations=1)
+        paper_run(tmp_path / "runs" / f"gp{seed}", "gp", "wasserstein", seed, [70.0, 41.0], weight=10.0,
+                  one_sided=False)
+        # The published WGAN-GP used the Wasserstein loss: gp with the hinge loss matches no published row.
+        paper_run(tmp_path / "runs" / f"gp_hinge{seed}", "gp", "hinge", seed, [70.0, 45.0], weight=10.0,
+                  one_sided=False)
+    rows, text = report([tmp_path / "runs"], tmp_path / "report")
+    header = next(line for line in text.splitlines() if line.startswith("| group |"))
+    assert "| final | published | best |" in header
+    lines = [line for line in text.splitlines() if line.startswith(("| gp ", "| sn "))]
+    cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+    published = {row[0]: row[5] for row in cells}
+    assert published == {"gp loss=wasserstein": "40.2 (SNGAN Table 2: WGAN-GP)", "gp loss=hinge": "-",
+                         "sn loss=ns": "29.3 (SNGAN Table 2: (ours) SN-GANs)"}
+    assert rows["sn loss=ns"]["published"] == "29.3" and rows["gp loss=hinge"]["published"] == ""
+    assert "published: Miyato, Kataoka, Koyama, Yoshida 2018" in text and "Table 2, column FID / CIFAR-10" in text
+    # A toy run matches nothing: no published column at all.
+    _, toy = report([gp_sweep(tmp_path / "toy")], tmp_path / "toy_report")
+    assert "published" not in toy
+
+
+def test_many_modes_report_draws_the_noise_floor_and_tests_the_growing_gap(tmp_path):
+    floors = {8: 0.073, 25: 0.10, 64: 0.097}
+    for modes, floor in floors.items():
+        for seed in range(5):
+            # SN ends at 2x the floor at every count; GP's gap grows by ~0.1 a doubling, with seed noise.
+            finals = {"sn": 2 * floor, "gp": 2 * floor + 0.1 * (modes / 8) ** 0.5 + 0.01 * seed}
+            for method, final in finals.items():
+                run_dir = tmp_path / "runs" / f"{method}_{modes}_{seed}"
+                write_run(run_dir, method, None, seed, [final + 0.5, final])
+                summary = json.loads((run_dir / "summary.json").read_text())
+                summary["overrides"].append(f"dataset.modes={modes}")
+                summary["config"]["dataset"] = {"name": "toy2d", "distribution": "ring_mixture", "modes": modes}
+                summary["protocol"] = {"w1/noise_floor": floor, "w1/num_generated": 2000}
+                (run_dir / "summary.json").write_text(json.dumps(summary))
+    rows, text = report([tmp_path / "runs"], tmp_path / "report")
+    assert ("Noise floor (the mean exact W1 between two independent real samples of the evaluation size; no run can "
+            "beat it): ring_mixture with 8 modes, 2000 points: 0.073; ring_mixture with 25 modes, 2000 points: 0.1; "
+            "ring_mixture with 64 modes, 2000 points: 0.097.") in text
+    assert float(rows["sn dataset.modes=64"]["final_over_floor_mean"]) == pytest.approx(2.0)
+    (trend,) = claim_rows(text, "GP's quality gap to SN grows with the number of modes")
+    assert trend[1] == "all runs" and trend[2].startswith("8: 0.12 (n=5), 25: 0.197 (n=5), 64: 0.303 (n=5)")
+    # The gap is 0.1 * sqrt(modes / 8) + 0.02 on average: its least-squares slope against log2(modes) is ~0.060.
+    assert float(trend[3]) == pytest.approx(0.0605, abs=1e-3) and trend[-1] == "supported"
+    assert "slope of the mean gap against log2(modes)" in text
+    assert (tmp_path / "report" / "metric_vs_epoch.png").read_bytes().startswith(PNG_SIGNATURE)

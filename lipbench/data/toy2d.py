@@ -3,39 +3,82 @@ import math
 
 import torch
 
-from lipbench import LipbenchError
+from lipbench import LipbenchError, is_int, require
+
+# Gaussian mixtures with a configurable number of modes (dataset.modes): the same mode σ whatever the count, so
+# more modes only bring the centres closer. ring_mixture at 8 modes is 8gaussians, grid_mixture at 25 is 25gaussians.
+MIXTURES = {"ring_mixture": 0.02, "grid_mixture": 0.05}
+STDS = {"8gaussians": 0.02, "25gaussians": 0.05, "swissroll": 0.25 / 7.5, "ring": 0.05, **MIXTURES}
+# A high-quality sample lies within this many σ of a mode centre (98.9% of a 2-D Gaussian's mass); neighbouring
+# centres must be at least twice as far apart, so that no point is near two modes and "modes covered" is meaningful.
+HQ_RADIUS = 3.0
+RADIUS = 2.0  # of the ring mixtures; the grids span [-2, 2] on both axes
 
 
-def mixture_centers(distribution: str) -> torch.Tensor | None:
+def ring_centers(modes: int) -> torch.Tensor:
+    """`modes` centres evenly on the circle of radius RADIUS."""
+    angles = torch.arange(modes) * (2 * math.pi / modes)
+    return RADIUS * torch.stack([angles.cos(), angles.sin()], dim=1)
+
+
+def grid_centers(modes: int) -> torch.Tensor:
+    """A square grid of `modes` centres spanning [-RADIUS, RADIUS] on both axes."""
+    axis = torch.linspace(-RADIUS, RADIUS, math.isqrt(modes))
+    return torch.cartesian_prod(axis, axis)
+
+
+def mixture_centers(distribution: str, modes: int | None = None) -> torch.Tensor | None:
     """Mode centres of the Gaussian mixtures; None for the continuous distributions."""
     if distribution == "8gaussians":
-        angles = torch.arange(8) * (2 * math.pi / 8)
-        return 2.0 * torch.stack([angles.cos(), angles.sin()], dim=1)
+        return ring_centers(8)
     if distribution == "25gaussians":
-        grid = torch.arange(-2, 3, dtype=torch.float32)
-        return torch.cartesian_prod(grid, grid)
+        return grid_centers(25)
+    if distribution == "ring_mixture":
+        return ring_centers(modes)
+    if distribution == "grid_mixture":
+        return grid_centers(modes)
     return None
 
 
-STDS = {"8gaussians": 0.02, "25gaussians": 0.05, "swissroll": 0.25 / 7.5, "ring": 0.05}
+def check_modes(distribution: str, modes) -> None:
+    """dataset.modes: a count for the *_mixture distributions (a square for grids, centres 2 × HQ_RADIUS σ apart),
+    none for the others, whose modes are fixed."""
+    if distribution not in MIXTURES:
+        require(modes is None, "dataset.modes", modes,
+                f"null for dataset.distribution={distribution} (its modes are fixed; ring_mixture and grid_mixture "
+                "take a count)")
+        return
+    require(is_int(modes) and modes >= (4 if distribution == "grid_mixture" else 2), "dataset.modes", modes,
+            f"an integer >= {4 if distribution == 'grid_mixture' else 2} for dataset.distribution={distribution}")
+    if distribution == "grid_mixture":
+        require(math.isqrt(modes) ** 2 == modes, "dataset.modes", modes, "a square (9, 16, 25, 36, 49, 64, ...) for "
+                "dataset.distribution=grid_mixture")
+        spacing = 2 * RADIUS / (math.isqrt(modes) - 1)
+    else:
+        spacing = 2 * RADIUS * math.sin(math.pi / modes)
+    closest = 2 * HQ_RADIUS * MIXTURES[distribution]
+    require(spacing >= closest, "dataset.modes", modes,
+            f"small enough that neighbouring centres stay >= {closest:g} apart (2 x {HQ_RADIUS:g} σ; here "
+            f"{spacing:.4g}), so that each point is near one mode at most")
 
 
 class Toy2D:
     """An infinite 2-D dataset; an "epoch" is `steps_per_epoch` critic steps since there is no finite data."""
 
     def __init__(self, name: str = "toy2d", distribution: str = "8gaussians", steps_per_epoch: int = 500,
-                 dim: int = 2, device="cpu"):
+                 dim: int = 2, modes: int | None = None, device="cpu"):
         if dim != 2:
             raise LipbenchError(f"dataset.dim={dim} is invalid: toy2d's distributions are 2-D, so it must be 2")
         if distribution not in STDS:
             raise LipbenchError(f"dataset.distribution={distribution!r} is unknown: use one of {sorted(STDS)}")
         if steps_per_epoch < 1:
             raise LipbenchError(f"dataset.steps_per_epoch={steps_per_epoch} is invalid: it must be >= 1")
-        self.name, self.distribution = name, distribution
+        check_modes(distribution, modes)
+        self.name, self.distribution, self.modes = name, distribution, modes
         self.steps = int(steps_per_epoch)
         self.device = torch.device(device)
         self.std = STDS[distribution]
-        centers = mixture_centers(distribution)
+        centers = mixture_centers(distribution, modes)
         self.centers = None if centers is None else centers.to(self.device)
         self.shape = (2,)
 
@@ -50,7 +93,7 @@ class Toy2D:
             points = torch.stack([t * t.cos(), t * t.sin()], dim=1) / 7.5 + self.std * torch.randn(n, 2, **kw)
         else:  # ring
             angle = 2 * math.pi * torch.rand(n, **kw)
-            radius = 2.0 + self.std * torch.randn(n, **kw)
+            radius = RADIUS + self.std * torch.randn(n, **kw)
             points = radius[:, None] * torch.stack([angle.cos(), angle.sin()], dim=1)
         return points.to(self.device)
 

@@ -12,14 +12,17 @@ from lipbench.naming import short_names
 from lipbench.report.figures import Palette, plot_metric, save_figure
 from lipbench.report.page import Table, Text
 from lipbench.report.runs import (
+    ALPHA,
+    CLAIM_HEADER,
     COUNT_HEADER,
     MIN_RUNS,
     VERDICT_RULE,
     Group,
     Run,
+    Sample,
     Section,
-    Spread,
     best_group,
+    claim_test,
     context_label,
     finite,
     group_counts,
@@ -27,12 +30,9 @@ from lipbench.report.runs import (
     spread_fields,
     swept_text,
     varying_settings,
-    verdict,
 )
 
 ATTACKS = ("fgsm", "pgd")
-# Significance level of the rank correlation claim.
-ALPHA = 0.05
 
 
 def final(key: str):
@@ -76,15 +76,14 @@ COMPARISONS = (Comparison("spectral_reg generalizes better than l2", "spectral_r
 GENERALIZATION = ("test_error", "gap_accuracy", "gap_loss")
 
 
-def side(group: Group, picked_of: int, value, shown: list[str]) -> tuple[str, Spread | None]:
-    """The table cell and the spread of one side of a comparison: `value` over its group's runs, labelled with the
-    method and its `shown` settings (the strength: λ=...)."""
+def side(group: Group, picked_of: int, value, shown: list[str]) -> tuple[str, Sample]:
+    """The table cell and the runs' values of one side of a comparison: `value` over its group's runs, labelled with
+    the method and its `shown` settings (the strength: λ=...); a diverged run counts as the worst value."""
     settings = group.runs[0].method_settings
     names = short_names([f"method.{key}" for key in shown])
     strength = " ".join([group.method, *(f"{names[f'method.{key}']}={settings[key]}" for key in shown
                                          if key in settings)])
-    spread = group.spread(value)
-    return f"{strength} (best of {picked_of}): {spread or '-'}", spread
+    return f"{strength} (best of {picked_of}): {group.spread(value) or '-'}", group.sample(value, quality=True)
 
 
 def generalization_claims(groups: list[Group], stats: dict) -> list:
@@ -100,13 +99,13 @@ def generalization_claims(groups: list[Group], stats: dict) -> list:
                                   and group.method in (claim.better, claim.worse) for run in group.runs])
         for name in GENERALIZATION:
             title, value = stats[name]
-            (better_cell, better_spread), (worse_cell, worse_spread) = (side(*pick, value, shown)
+            (better_cell, better_values), (worse_cell, worse_values) = (side(*pick, value, shown)
                                                                         for pick in (better, worse))
-            rows.append([claim.text, context_label(context), title, better_cell, worse_cell,
-                         verdict(better_spread, worse_spread)])
+            test = claim_test(better_values, worse_values)
+            rows.append([claim.text, context_label(context), title, better_cell, worse_cell, *test.cells(),
+                         test.verdict])
     uncovered = [claim.text for claim in COMPARISONS if claim.text not in {row[0] for row in rows}]
-    table = (Table(["claim", "runs", "statistic", "expected lower", "expected higher", "verdict"], rows)
-             if rows else Text("No comparison has both of its methods among these runs."))
+    table = (Table(CLAIM_HEADER, rows) if rows else Text("No comparison has both of its methods among these runs."))
     picking = ("Each side is the method's strength (its group) with the lowest mean final test error among its groups "
                "here, \"best of k\". That strength is picked on the test set itself, so both test errors are "
                "optimistic: an unbiased comparison would pick it on a validation split.")

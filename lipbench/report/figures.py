@@ -1,5 +1,6 @@
 """What every figure of a report shares: one colour per method and one line style per setting of it (the same in
 every figure), mean curves over seeds with a ± std band, a log axis where values span decades, integer epochs."""
+import itertools
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -131,19 +132,23 @@ def legend_below(fig, ax) -> None:
                bbox_to_anchor=(0.5, 0.0), ncol=max(ncol, 1), fontsize=8, frameon=False)
 
 
-def plot_metric(groups: list[Group], palette: Palette, x_key: str, xlabel: str, title: str, path: Path) -> Path:
-    """The quality metric against `x_key` (epoch, or training seconds averaged over runs), mean ± std over runs."""
+def plot_metric(groups: list[Group], palette: Palette, x_key: str, xlabel: str, title: str, path: Path,
+                floors: dict[str, float] | None = None) -> Path:
+    """The quality metric against `x_key` (epoch, or training seconds averaged over runs), mean ± std over runs, and
+    each of `floors` (label -> the metric's noise floor) as a dashed line."""
     metrics = sorted({run.metric_key for group in groups for run in group.runs})
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for key in metrics:
         plot_curves(ax, [g for g in groups if g.runs[0].metric_key == key], palette, key, x_key)
+    for (label, floor), style in zip((floors or {}).items(), itertools.cycle(LINE_STYLES[1:])):
+        ax.axhline(floor, color="0.35", linestyle=style, linewidth=1.2, label=f"noise floor: {label}")
     if x_key == "epoch":
         epoch_axis(ax)
     else:
         ax.set_xlabel(xlabel)
     names = " / ".join(key.removeprefix("eval/") for key in metrics)
     ax.set_ylabel(f"{names} (lower is better)")
-    ax.set_title(f"{title}: mean over seeds, band ± std")
+    ax.set_title(f"{title}: mean over seeds, band ± std" + (", dashed: noise floor" if floors else ""))
     legend_below(fig, ax)
     return save_figure(fig, path)
 

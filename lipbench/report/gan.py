@@ -3,11 +3,14 @@ diagnostics per group, and claims from the literature about the critic's Lipschi
 settings."""
 import itertools
 import math
+import statistics
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+import yaml
 from matplotlib.ticker import LogLocator, NullFormatter
 
 from lipbench.report.figures import (
@@ -22,20 +25,26 @@ from lipbench.report.figures import (
 )
 from lipbench.report.page import Table, Text
 from lipbench.report.runs import (
+    CLAIM_HEADER,
     COUNT_HEADER,
+    RESAMPLES,
+    RESAMPLING_SEED,
     VERDICT_RULE,
     Group,
     Run,
+    Sample,
     Section,
     Spread,
     best_group,
+    claim_test,
     context_label,
     finite,
     group_counts,
     group_runs,
+    sort_key,
     spread_fields,
     swept_text,
-    verdict,
+    trend_test,
 )
 
 GRADIENT_KINDS = ("real", "fake", "interp")
@@ -66,6 +75,31 @@ def max_sigma_hat_error(run: Run) -> float | None:
                default=None)
 
 
+def noise_floor(run: Run) -> float | None:
+    """The run's W1 noise floor (toy runs): the mean exact W1 between two real samples of the evaluation size."""
+    value = (run.summary.get("protocol") or {}).get("w1/noise_floor")
+    return value if finite(value) else None
+
+
+def over_floor(run: Run) -> float | None:
+    """The run's final metric as a multiple of its noise floor (toy runs; complete runs only)."""
+    final, floor = final_metric(run), noise_floor(run)
+    return final / floor if finite(final) and floor else None
+
+
+def noise_floors(runs: list[Run]) -> dict[str, float]:
+    """Each toy setting's noise floor among the runs: "8gaussians, 2000 points" -> value."""
+    floors = {}
+    for run in runs:
+        if (floor := noise_floor(run)) is not None:
+            data = run.config.get("dataset", {})
+            setting = (data.get("distribution", "toy2d"), data.get("modes") or 0,
+                       run.summary["protocol"].get("w1/num_generated"))
+            floors[setting] = floor
+    return {f"{name}{f' with {modes} modes' if modes else ''}, {points} points": floor
+            for (name, modes, points), floor in sorted(floors.items())}
+
+
 # Per-run statistics: name -> (column title, value of a run given the quality threshold of its context).
 STATISTICS = {
     "final": ("final", lambda run, threshold: final_metric(run)),
@@ -78,7 +112,12 @@ STATISTICS = {
     "lipschitz_bound": ("Π layer norms", lambda run, threshold: run.last("diag/lipschitz_bound")),
     "max_layer_sigma": ("max layer σ", lambda run, threshold: max_layer_sigma(run)),
     "max_sigma_hat_error": ("max σ̂ error", lambda run, threshold: max_sigma_hat_error(run)),
+    "final_over_floor": ("final ÷ noise floor", lambda run, threshold: over_floor(run)),
 }
+
+
+# The statistics a diverged run has no value of: in a claim's test it counts as the worst value instead.
+QUALITY = {"final", "best", "epochs_to_threshold", "seconds_to_threshold"}
 
 
 def spread(group: Group, statistic: str, threshold: float | None) -> Spread | None:
@@ -93,7 +132,7 @@ class Claim:
 
     text: str
     statistic: str
-    lower: str
+    lower: str | float
     higher: str | float
 
 
@@ -198,6 +237,35 @@ def plot_gradient_histograms(groups: list[Group], palette: Palette, path: Path) 
     return None
 
 
+PUBLISHED = Path(__file__).with_name("published.yaml")
+
+
+@dataclass(frozen=True)
+class Published:
+    """A published number a group's runs can be set against, and where it comes from."""
+
+    value: float
+    row: str
+    short: str
+    source: str
+    setting: str
+
+
+def published(group: Group) -> Published | None:
+    """The published number whose setting (dataset, model, method and its settings, loss, metric) every run of the
+    group matches, if any."""
+    for table in yaml.safe_load(PUBLISHED.read_text(encoding="utf-8")):
+        for row in table["rows"]:
+            if all(run.config.get("dataset", {}).get("name") == table["dataset"]
+                   and run.config.get("model", {}).get("name") == table["model"]
+                   and run.summary.get("metric") == table["metric"] and run.method == row["method"]
+                   and run.config.get("loss", {}).get("name") == row["loss"]
+                   and all(run.method_settings.get(key) == value for key, value in row["settings"].items())
+                   for run in group.runs):
+                return Published(row["value"], row["row"], table["short"], table["source"], table["setting"])
+    return None
+
+
 def statistic_cell(group: Group, name: str, value: Spread | None, threshold: float | None) -> str:
     """A statistic's cell; a threshold column also says how many complete runs never reached the threshold."""
     never = sum(run.status == "complete" and reach(run, threshold, "epoch") is None for run in group.runs)
@@ -207,23 +275,30 @@ def statistic_cell(group: Group, name: str, value: Spread | None, threshold: flo
     return f"never ({runs} runs)" if value is None else f"{value}, {runs} never"
 
 
-def results_table(groups: list[Group], thresholds: dict) -> tuple[Table, list[dict]]:
-    """The per-group table, and the same numbers as CSV rows."""
+def results_table(groups: list[Group], thresholds: dict) -> tuple[Table, list[dict], list[Published]]:
+    """The per-group table, the same numbers as CSV rows, and the published numbers it shows (a "published" column
+    beside "final", only when some group matches a published setting)."""
     by_arm = {(group.arm, group.context): group for group in groups}
-    header = [*COUNT_HEADER, *(title for title, _ in STATISTICS.values()), "s/epoch ÷ none"]
+    matches = [published(group) for group in groups]
+    titles = [title for title, _ in STATISTICS.values()]
+    if any(matches):
+        titles.insert(1, "published")
+    header = [*COUNT_HEADER, *titles, "s/epoch ÷ none"]
     rows, csv_rows = [], []
-    for group in groups:
+    for group, match in zip(groups, matches):
         threshold = thresholds[group.context]
         spreads = {name: spread(group, name, threshold) for name in STATISTICS}
         base = by_arm.get(("none", group.context))
         base_time = spread(base, "epoch_time", None) if base else None
         ratio = spreads["epoch_time"].mean / base_time.mean if base_time and spreads["epoch_time"] else None
         cells, fields = group_counts(group)
-        rows.append([*cells, *(statistic_cell(group, name, s, threshold) for name, s in spreads.items()),
-                     None if ratio is None else f"{ratio:.2f}"])
+        statistics_cells = [statistic_cell(group, name, s, threshold) for name, s in spreads.items()]
+        if any(matches):
+            statistics_cells.insert(1, f"{match.value:g} ({match.short}: {match.row})" if match else None)
+        rows.append([*cells, *statistics_cells, None if ratio is None else f"{ratio:.2f}"])
         csv_rows.append({**fields, "threshold": threshold, **spread_fields(spreads),
-                         "epoch_time_ratio_to_none": ratio})
-    return Table(header, rows), csv_rows
+                         "published": match.value if match else None, "epoch_time_ratio_to_none": ratio})
+    return Table(header, rows), csv_rows, [match for match in matches if match]
 
 
 def matched_pairs(lower: list[Group], higher: list[Group]) -> list[tuple[Group, Group]]:
@@ -244,40 +319,108 @@ def claims_blocks(groups: list[Group], thresholds: dict) -> list:
     for claim, context in itertools.product(CLAIMS, thresholds):
         threshold = thresholds[context]
 
-        def cell(group: Group, picked_of: int = 1) -> tuple[str, Spread | None]:
-            """A side's label and its spread of the claim's statistic."""
-            value = spread(group, claim.statistic, threshold)
+        def cell(group: Group, picked_of: int = 1) -> tuple[str, Sample]:
+            """A side's label with its spread of the claim's statistic, and its runs' values for the test."""
+            value = STATISTICS[claim.statistic][1]
             best = f" (best of {picked_of})" if picked_of > 1 else ""
-            return f"{group.arm}{best}: {statistic_cell(group, claim.statistic, value, threshold)}", value
+            text = statistic_cell(group, claim.statistic, spread(group, claim.statistic, threshold), threshold)
+            return (f"{group.arm}{best}: {text}",
+                    group.sample(lambda run: value(run, threshold), claim.statistic in QUALITY))
 
         def arms(method: str) -> list[Group]:
             """The groups of `method` in this context."""
             return [group for group in groups if group.method == method and group.context == context]
 
-        lower = arms(claim.lower)
-        if isinstance(claim.higher, float):
-            fixed = (f"{claim.higher:g} (fixed)", Spread(claim.higher, 0.0, math.inf))
-            sides = [(cell(group), fixed) for group in lower]
+        def fixed(number: float) -> tuple[str, float]:
+            """A fixed reference number's cell and value."""
+            return f"{number:g} (fixed)", number
+
+        if isinstance(claim.lower, float):
+            sides = [(fixed(claim.lower), cell(group)) for group in arms(claim.higher)]
+        elif isinstance(claim.higher, float):
+            sides = [(cell(group), fixed(claim.higher)) for group in arms(claim.lower)]
         else:
-            higher = arms(claim.higher)
+            lower, higher = arms(claim.lower), arms(claim.higher)
             sides = [(cell(a), cell(b)) for a, b in matched_pairs(lower, higher)]
             if lower and higher and max(len(lower), len(higher)) > 1:
                 best_lower = best_group(groups, claim.lower, context, final_metric)
                 best_higher = best_group(groups, claim.higher, context, final_metric)
                 if best_lower and best_higher:
                     sides.append((cell(*best_lower), cell(*best_higher)))
-        for (lower_cell, lower_spread), (higher_cell, higher_spread) in sides:
+        for (lower_cell, lower_values), (higher_cell, higher_values) in sides:
+            test = claim_test(lower_values, higher_values)
             rows.append([claim.text, context_label(context), STATISTICS[claim.statistic][0], lower_cell,
-                         higher_cell, verdict(lower_spread, higher_spread)])
+                         higher_cell, *test.cells(), test.verdict])
     uncovered = [claim.text for claim in CLAIMS if claim.text not in {row[0] for row in rows}]
-    table = (Table(["claim", "runs", "statistic", "expected lower", "expected higher", "verdict"], rows)
-             if rows else Text("No claim compares groups present in these runs."))
+    table = (Table(CLAIM_HEADER, rows) if rows else Text("No claim compares groups present in these runs."))
     pairing = ("Sides are compared on matched settings: a method at one setting against each setting of the other "
                "(SN against GP at each λ), methods that vary the same setting at equal values (gp λ=10 against "
                "gp_relu λ=10), and, when a side comes at several settings, each method at its best one (\"best of "
                "k\": the lowest mean final metric, picked on these same runs, which flatters both sides).")
     return [table, Text(" ".join([pairing, VERDICT_RULE, *([f"Not covered by these runs: {'; '.join(uncovered)}."]
                                                           if uncovered else [])]))]
+
+
+@dataclass(frozen=True)
+class Trend:
+    """The claim that method `worse`'s final-metric gap to `better` grows with the swept number `key`."""
+
+    text: str
+    worse: str
+    better: str
+    key: str = "dataset.modes"
+
+
+TRENDS = (Trend("GP's quality gap to SN grows with the number of modes", "gp", "sn"),
+          Trend("gp_relu's quality gap to SN grows with the number of modes", "gp_relu", "sn"))
+
+
+def seed_gaps(worse: Group, better: Group) -> list[float]:
+    """`worse`'s final metric minus `better`'s at each seed both ran; a diverged run counts as the worst (highest)
+    final metric of the two groups, an unfinished one is left out."""
+    finals = {id(run): final_metric(run) for run in [*worse.runs, *better.runs]}
+    worst = max((v for v in finals.values() if finite(v)), default=None)
+
+    def by_seed(group: Group) -> dict:
+        return {str(run.config.get("seed")): worst if run.status == "diverged" else finals[id(run)]
+                for run in group.runs}
+
+    a, b = by_seed(worse), by_seed(better)
+    return [a[seed] - b[seed] for seed in sorted(set(a) & set(b)) if finite(a[seed]) and finite(b[seed])]
+
+
+TREND_RULE = (
+    "Trend claims: at each number of modes, the gap is a seed's final metric of the first method minus SN's at the "
+    "same seed (a diverged run counts as the worst final metric of the two at that number of modes); the statistic "
+    "is the least-squares slope of the mean gap against log2(modes), the gap's growth per doubling of the modes. "
+    f"Its 95% interval bootstraps the seeds within each number of modes ({RESAMPLES} resamples, seed "
+    f"{RESAMPLING_SEED}); p is one-sided, from permutations that shuffle the gaps across the numbers of modes; r is "
+    "Pearson's correlation of the gaps with log2(modes). The verdict follows the rule above with the slope in place "
+    "of Δ; a method at several settings enters at its best (lowest mean final metric) at each number of modes.")
+
+
+def trend_blocks(groups: list[Group]) -> list:
+    """A row for each trend claim and each setting of the other swept keys, when the runs sweep its key."""
+    rows = []
+    for trend in TRENDS:
+        gaps = defaultdict(dict)  # the other swept keys' values -> {number of modes: the seeds' gaps}
+        for context in sorted({group.context for group in groups}):
+            values = dict(context)
+            worse = best_group(groups, trend.worse, context, final_metric)
+            better = best_group(groups, trend.better, context, final_metric)
+            if trend.key in values and worse and better:
+                rest = tuple((key, value) for key, value in context if key != trend.key)
+                gaps[rest][float(values[trend.key])] = seed_gaps(worse[0], better[0])
+        for rest, cells in gaps.items():
+            test = trend_test({math.log2(count): gap for count, gap in cells.items()})
+            means = ", ".join(f"{count:g}: {statistics.fmean(gap):.3g} (n={len(gap)})"
+                              for count, gap in sorted(cells.items()) if gap)
+            rows.append([trend.text, context_label(rest), means, *test.cells(), test.verdict])
+    if not rows:
+        return []
+    header = ["claim", "runs", "mean gap of final metric by modes", "slope per doubling", "95% CI of slope",
+              "p (one-sided)", "Pearson r", "verdict"]
+    return [Table(header, rows), Text(TREND_RULE)]
 
 
 def value_at(run: Run, epoch: int) -> float | None:
@@ -304,31 +447,39 @@ def default_threshold(groups: list[Group]) -> tuple[float | None, str]:
 def section(runs: list[Run], out: Path, threshold: float | None = None) -> Section:
     """The GAN runs' section, its figures written into `out`; `threshold` is the quality level to time groups to."""
     swept, groups = group_runs(runs)
-    contexts = sorted({group.context for group in groups})
+    contexts = sorted({group.context for group in groups}, key=lambda context: [sort_key(v) for _, v in context])
     found = {context: (threshold, f"{threshold:.4g}, set by --threshold") if threshold is not None
              else default_threshold([group for group in groups if group.context == context]) for context in contexts}
     thresholds = {context: level for context, (level, _) in found.items()}
-    results, csv_rows = results_table(groups, thresholds)
+    results, csv_rows, matches = results_table(groups, thresholds)
     metrics = sorted({run.metric_key.removeprefix("eval/") for run in runs})
     threshold_text = "; ".join(f"{context_label(context)}: {text}" if len(found) > 1 else text
                                for context, (_, text) in found.items())
+    floors = noise_floors(runs)
+    floor_text = ("; ".join(f"{label}: {value:.4g}" for label, value in floors.items()))
     summary = (f"{len(runs)} runs in {len(groups)} groups. Metric: {', '.join(metrics)} (lower is better). "
-               f"{swept_text(swept, runs)} Threshold: {threshold_text}.")
+               f"{swept_text(swept, runs)} Threshold: {threshold_text}."
+               + (f" Noise floor (the mean exact W1 between two independent real samples of the evaluation size; "
+                  f"no run can beat it): {floor_text}." if floors else ""))
     notes = ("Mean ± std over runs (n = runs with a value; one run shows its value alone). final, best and the "
              "threshold columns use complete runs. The threshold is, unless --threshold sets it, the mean metric "
              "that the best group (lowest final mean) had at the first evaluation half-way through its run, so "
              "groups that get there sooner take fewer epochs; \"k/n never\" counts the complete runs that never "
              "reached it, which the mean leaves out. s/epoch is each run's median epoch time; ‖∇D‖ and the layer "
              "norms are from the last diagnostics; max σ̂ error is the largest |σ̂/σ − 1| of the method's own "
-             "estimates over layers and evaluations.")
+             "estimates over layers and evaluations; final ÷ noise floor (toy runs) is each run's final W1 over the "
+             "floor of its setting: 1 is a generator as good as the data's own sampling noise."
+             + "".join(f" published: {source}. Its setting: {setting}"
+                       for source, setting in dict.fromkeys((match.source, match.setting) for match in matches)))
     palette = Palette(groups)
     figures = [plot_training_curves(groups, palette, out / "training_curves.png"),
-               plot_metric(groups, palette, "epoch", "epoch", "Quality against epoch", out / "metric_vs_epoch.png"),
+               plot_metric(groups, palette, "epoch", "epoch", "Quality against epoch", out / "metric_vs_epoch.png",
+                           floors),
                plot_metric(groups, palette, "time/train_s", "training seconds (mean over seeds; evaluation excluded)",
-                           "Quality against training time", out / "metric_vs_time.png"),
+                           "Quality against training time", out / "metric_vs_time.png", floors),
                plot_epoch_time(groups, palette, out / "epoch_time.png"),
                plot_gradient_histograms(groups, palette, out / "grad_norm_hist.png")]
-    return Section("GAN runs", summary, results, notes, claims_blocks(groups, thresholds),
+    return Section("GAN runs", summary, results, notes, [*claims_blocks(groups, thresholds), *trend_blocks(groups)],
                    [figure for figure in figures if figure], csv_rows, run_rows(groups, thresholds),
                    samples(groups))
 

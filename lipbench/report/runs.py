@@ -9,6 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+from scipy.stats import bootstrap, permutation_test
+
 from lipbench import LipbenchError
 from lipbench.files import describe, read_jsonl
 from lipbench.naming import parse_overrides, short_names
@@ -132,20 +135,155 @@ class Group:
         """Mean ± std of value(run) over the runs."""
         return Spread.of(value(run) for run in self.runs)
 
-
-def verdict(lower: Spread | None, higher: Spread | None) -> str:
-    """supported / not supported when the mean ± std intervals are apart (n >= MIN_RUNS each), else inconclusive."""
-    if lower is None or higher is None or min(lower.n, higher.n) < MIN_RUNS:
-        return "inconclusive"
-    if lower.mean + lower.std < higher.mean - higher.std:
-        return "supported"
-    if higher.mean + higher.std < lower.mean - lower.std:
-        return "not supported"
-    return "inconclusive"
+    def sample(self, value: Callable[[Run], float | None], quality: bool) -> "Sample":
+        """The finite values of value(run) over the runs, for a claim's test; when `quality` (a statistic that a
+        diverged run lacks: final, best, epochs to a threshold), with the count of diverged runs."""
+        values = [v for run in self.runs if finite(v := value(run))]
+        return Sample(values, self.count("diverged") if quality else 0)
 
 
-VERDICT_RULE = (f"A claim is supported when the mean ± std intervals are apart in its direction with n >= {MIN_RUNS} "
-                "on both sides, not supported when they are apart the other way, inconclusive otherwise.")
+# Significance level of every claim's one-sided test.
+ALPHA = 0.05
+# Bootstrap resamples; a permutation test is exact (every split of the runs) when there are at most this many splits.
+RESAMPLES = 9999
+# The resampling's fixed seed: the same runs always give the same intervals and p-values.
+RESAMPLING_SEED = 0
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One side of a claim: the values of its runs, and how many of its runs diverged (each counts as the worst
+    value of the comparison; 0 for a statistic a diverged run still has, such as its time per epoch)."""
+
+    values: list[float]
+    diverged: int = 0
+
+
+def mean_difference(higher, lower, axis=-1):
+    """mean(higher) - mean(lower) along `axis` (vectorized for scipy's resampling)."""
+    return np.mean(higher, axis=axis) - np.mean(lower, axis=axis)
+
+
+def hedges_g(samples: tuple[np.ndarray, ...], difference: float) -> float:
+    """Hedges' g: `difference` over the pooled sample std (one-sample: the sample's std), times the small-sample
+    correction 1 - 3 / (4 df - 1); +-inf when the values do not vary at all, NaN below 2 degrees of freedom."""
+    df = sum(len(s) - 1 for s in samples)
+    if df < 2:  # the correction is 0 at df = 1: no effect size from two runs
+        return math.nan
+    pooled = math.sqrt(sum((len(s) - 1) * np.var(s, ddof=1) for s in samples) / df)
+    if pooled == 0:
+        return math.copysign(math.inf, difference) if difference else math.nan
+    return difference / pooled * (1 - 3 / (4 * df - 1))
+
+
+@dataclass(frozen=True)
+class Test:
+    """A claim's statistic: difference = mean(expected higher) - mean(expected lower), positive when the claim
+    holds; its 95% bootstrap interval [low, high]; the one-sided permutation p-value of difference > 0; Hedges' g.
+    All None when a side has fewer than 2 runs."""
+
+    difference: float | None = None
+    low: float | None = None
+    high: float | None = None
+    p: float | None = None
+    g: float | None = None
+
+    @property
+    def verdict(self) -> str:
+        """VERDICT_RULE."""
+        if self.low is None:
+            return "inconclusive"
+        if self.low > 0 and self.p < ALPHA:
+            return "supported"
+        return "not supported" if self.high < 0 else "inconclusive"
+
+    def cells(self) -> list[str | None]:
+        """Its table cells: difference, interval, p, g (None shows as "-")."""
+        if self.difference is None:
+            return [None] * 4
+        g = (None if math.isnan(self.g) else "∞" if self.g == math.inf else "-∞" if self.g == -math.inf
+             else f"{self.g:.2f}")
+        return [f"{self.difference:.4g}", f"[{self.low:.4g}, {self.high:.4g}]", f"{self.p:.3g}", g]
+
+
+def with_worst(sample: Sample, worst: float) -> np.ndarray:
+    """The sample's values with each diverged run counted as `worst`."""
+    return np.array([*sample.values, *[worst] * sample.diverged], dtype=float)
+
+
+def claim_test(lower: Sample | float, higher: Sample | float) -> Test:
+    """The test of "lower < higher", each side a sample of runs or a fixed reference number (then one-sample: the
+    bootstrap interval of the other side's mean and a sign-flip permutation test). A diverged run counts as the
+    highest value measured in the comparison (every claimed statistic is lower-is-better for a working run)."""
+    measured = [v for side in (lower, higher) if isinstance(side, Sample) for v in side.values]
+    measured += [side for side in (lower, higher) if not isinstance(side, Sample)]
+    if not measured:
+        return Test()
+    worst = max(measured)
+    low, high = (with_worst(side, worst) if isinstance(side, Sample) else side for side in (lower, higher))
+    resampling = {"vectorized": True, "rng": RESAMPLING_SEED}
+    if isinstance(low, np.ndarray) and isinstance(high, np.ndarray):
+        if min(len(low), len(high)) < 2:
+            return Test()
+        samples, statistic, permutation = (high, low), mean_difference, "independent"
+    else:  # one side is a fixed number: test the other side's distance to it, positive when the claim holds
+        values = high - low  # an array either way
+        if len(values) < 2:
+            return Test()
+        samples, statistic, permutation = (values,), lambda x, axis=-1: np.mean(x, axis=axis), "samples"
+    difference = float(statistic(*samples))
+    interval = bootstrap(samples, statistic, n_resamples=RESAMPLES, method="percentile", **resampling)
+    p = permutation_test(samples, statistic, permutation_type=permutation, alternative="greater",
+                         n_resamples=RESAMPLES, **resampling).pvalue
+    return Test(difference, float(interval.confidence_interval.low), float(interval.confidence_interval.high),
+                float(p), hedges_g(samples, difference))
+
+
+def slope_of_means(x: np.ndarray):
+    """The statistic of a trend: the least-squares slope of the cell means against `x` (one cell per x value)."""
+    centred = x - x.mean()
+
+    def slope(*cells, axis=-1):
+        means = np.stack([np.mean(cell, axis=axis) for cell in cells], axis=-1)
+        return (means * centred).sum(axis=-1) / (centred ** 2).sum()
+    return slope
+
+
+def trend_test(cells: dict[float, list[float]]) -> Test:
+    """The test of "the values grow with x": the slope of the cell means against x (cells: x -> values), its
+    bootstrap interval (resampling within each cell), the one-sided permutation p-value of slope > 0 (shuffling
+    the values across cells) and, as the effect size, Pearson's r between x and the values. None fields when there
+    are fewer than 2 cells with 2 values each."""
+    cells = {x: np.asarray(values, dtype=float) for x, values in sorted(cells.items()) if len(values) >= 2}
+    if len(cells) < 2:
+        return Test()
+    statistic = slope_of_means(np.array(list(cells), dtype=float))
+    samples = tuple(cells.values())
+    resampling = {"vectorized": True, "rng": RESAMPLING_SEED, "n_resamples": RESAMPLES}
+    interval = bootstrap(samples, statistic, method="percentile", **resampling).confidence_interval
+    p = permutation_test(samples, statistic, permutation_type="independent", alternative="greater",
+                         **resampling).pvalue
+    x = np.concatenate([[key] * len(values) for key, values in cells.items()])
+    values = np.concatenate(samples)
+    r = float(np.corrcoef(x, values)[0, 1]) if values.std() > 0 else math.nan
+    return Test(float(statistic(*samples)), float(interval.low), float(interval.high), float(p), r)
+
+
+# The columns of every claim table.
+CLAIM_HEADER = ["claim", "runs", "statistic", "expected lower", "expected higher", "Δ (higher − lower)", "95% CI of Δ",
+                "p (one-sided)", "Hedges' g", "verdict"]
+
+VERDICT_RULE = (
+    "Each claim row gives Δ = mean of the expected-higher side − mean of the expected-lower side (positive when the "
+    f"claim holds), its 95% percentile-bootstrap interval over runs ({RESAMPLES} resamples of each side's runs, "
+    f"seed {RESAMPLING_SEED}), the one-sided permutation p-value of Δ > 0 (exact, over every split of the runs, "
+    f"when there are at most {RESAMPLES} splits: 252 for 5 + 5 runs) and Hedges' g (Δ over the pooled sample std, "
+    "times 1 − 3/(4·df − 1)). Against a fixed number the same is computed on one side: the bootstrap interval of "
+    "its mean distance to the number and a sign-flip permutation test. A claim is supported when the interval lies "
+    f"above 0 and p < {ALPHA}, not supported when the interval lies below 0, and inconclusive otherwise (or with "
+    "fewer than 2 runs a side). A run that diverged counts as the worst value measured in the comparison (the "
+    "highest, on either side), not as missing; unfinished runs are left out. With 3 runs a side the smallest "
+    "possible p is 1/20 = 0.05, so a verdict needs at least 4 runs a side: the claim presets run 5 seeds.")
 
 
 def read_run(run_dir: Path) -> Run:
