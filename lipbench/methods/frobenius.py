@@ -9,25 +9,18 @@ from torch import nn
 
 from lipbench import is_number, require
 from lipbench.layers import constrained_layers
-from lipbench.methods.base import LipschitzMethod
+from lipbench.methods.clip import WeightClipping
 from lipbench.methods.weight_penalty import WeightPenalty
 
 
-class FrobeniusClipping(LipschitzMethod):
+class FrobeniusClipping(WeightClipping):
     """`fro_clip`: after each optimizer step W <- W * min(1, c / ||W||_F) for every layer (biases are free).
 
     A weight is rescaled as a whole, so its direction, unlike under elementwise clipping, is left as it was.
     """
 
     def __init__(self, name: str = "fro_clip", c: float = 1.0):
-        super().__init__(name)
-        require(is_number(c) and c > 0, "method.c", c, "a finite number > 0")
-        self.c = float(c)
-
-    @property
-    def label(self) -> str:
-        """`fro_clip c=1`."""
-        return f"{self.name} c={self.c:g}"
+        super().__init__(name, c)
 
     @torch.no_grad()
     def after_step(self, module: nn.Module) -> None:

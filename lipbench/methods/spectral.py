@@ -16,7 +16,22 @@ from lipbench.methods.base import LipschitzMethod, SigmaEstimate
 SIGMA_FLOOR = 1e-12
 
 
-class SpectralNormalization(LipschitzMethod):
+class PowerIterationMethod(LipschitzMethod):
+    """A method whose sigma comes from `power_iterations` power iterations per step."""
+
+    def __init__(self, name: str, power_iterations: int):
+        super().__init__(name)
+        require(is_int(power_iterations) and power_iterations >= 1, "method.power_iterations", power_iterations,
+                "an integer >= 1")
+        self.power_iterations = int(power_iterations)
+
+    @property
+    def label(self) -> str:
+        """`sn 1 it.`: the power iterations per step."""
+        return f"{self.name} {self.power_iterations} it."
+
+
+class SpectralNormalization(PowerIterationMethod):
     """W/sigma(W) with sigma from power iteration on a persistent u; gradients flow through sigma.
 
     This is PyTorch's `parametrizations.spectral_norm`: u advances once per critic forward in training mode
@@ -25,15 +40,7 @@ class SpectralNormalization(LipschitzMethod):
     """
 
     def __init__(self, name: str = "sn", power_iterations: int = 1):
-        super().__init__(name)
-        require(is_int(power_iterations) and power_iterations >= 1, "method.power_iterations", power_iterations,
-                "an integer >= 1")
-        self.power_iterations = int(power_iterations)
-
-    @property
-    def label(self) -> str:
-        """`sn 1 it.`: power iterations per step."""
-        return f"{self.name} {self.power_iterations} it."
+        super().__init__(name, power_iterations)
 
     def wrap(self, module: nn.Module) -> nn.Module:
         """Reparametrize the weight of every linear and convolution layer."""
@@ -57,22 +64,14 @@ class SpectralNormalization(LipschitzMethod):
         return SigmaEstimate((norm._u @ weight_matrix(layer, weight) @ norm._v).item(), weight)
 
 
-class SpectralProjection(LipschitzMethod):
+class SpectralProjection(PowerIterationMethod):
     """The Keras `kernel_constraint` behaviour: after each step W <- W/sigma(W), no gradient through sigma.
 
     sigma comes from `power_iterations` iterations started afresh from an all-ones vector at every step.
     """
 
     def __init__(self, name: str = "sn_projection", power_iterations: int = 5):
-        super().__init__(name)
-        require(is_int(power_iterations) and power_iterations >= 1, "method.power_iterations", power_iterations,
-                "an integer >= 1")
-        self.power_iterations = int(power_iterations)
-
-    @property
-    def label(self) -> str:
-        """`sn_projection 5 it.`: power iterations from the all-ones vector."""
-        return f"{self.name} {self.power_iterations} it."
+        super().__init__(name, power_iterations)
 
     @torch.no_grad()
     def after_step(self, module: nn.Module) -> None:
