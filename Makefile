@@ -1,4 +1,4 @@
-# Set-up is two commands: `make install` then `make test`.
+# Set-up is two commands: `make install` then `make test-all` (README); `make test` is the fast set.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -e '.[test]'
 	touch $@
 
-# The fast set: everything but the checks marked slow (a few minutes on 2 cores).
+# The fast set: everything but the checks marked slow (under 3 minutes on 2 cores).
 test: install
 	$(BIN)/pytest -n $(WORKERS) -m "not slow" tests
 
