@@ -17,6 +17,7 @@ from lipbench.data.images import to_inputs
 from lipbench.methods import LipschitzMethod
 from lipbench.metrics.classification import ClassifierEvaluator
 from lipbench.models.classifier import LabelledObjective, per_sample_loss
+from lipbench.training import lr_schedule
 
 
 def train_step(model, method, optimizer, x, y):
@@ -60,7 +61,8 @@ class ClassifyTask:
         self.diagnostics = build(cfg, "diagnostics", seed=cfg.seed)
         self.model = method.wrap(build(cfg, "model.classifier", num_classes=dataset.num_classes)).to(device)
         self.optimizer = build(cfg, "optim")(self.model.parameters())
-        self.stateful = {"model": self.model, "optimizer": self.optimizer}
+        self.lr = lr_schedule(self.optimizer, cfg.train.lr_decay, cfg.train.epochs * self.steps_per_epoch)
+        self.stateful = {"model": self.model, "optimizer": self.optimizer, "lr": self.lr}
         self.networks = [self.model]
         self.primary, self.protocol = self.evaluator.primary, self.evaluator.protocol
 
@@ -71,6 +73,7 @@ class ClassifyTask:
             x = to_inputs(self.images[index].to(self.device, non_blocking=True))
             y = self.labels[index].to(self.device, non_blocking=True)
             loss, penalty = train_step(self.model, self.method, self.optimizer, x, y)
+            self.lr.step()
             yield {"loss/cross_entropy": loss, "penalty": penalty}
 
     def evaluate(self, epoch: int, run_dir: Path) -> tuple[dict, dict]:

@@ -10,6 +10,7 @@ from lipbench.config import build, require_model_fits
 from lipbench.methods import LipschitzMethod
 from lipbench.metrics import build_metric
 from lipbench.progress import warn
+from lipbench.training import lr_schedule
 
 
 def autocast(device: torch.device, amp: str):
@@ -76,9 +77,13 @@ class GANTraining:
             self.critic = self.critic.to(memory_format=torch.channels_last)
         self.opt_g = build(cfg, "optim")(self.generator.parameters())
         self.opt_d = build(cfg, "optim")(self.critic.parameters())
-        self.stateful = {"generator": self.generator, "critic": self.critic, "opt_g": self.opt_g, "opt_d": self.opt_d}
-        self.networks = [self.generator, self.critic]
         self.steps_per_epoch = self.dataset.steps_per_epoch(cfg.train.batch_size)
+        epochs, decay = cfg.train.epochs, cfg.train.lr_decay
+        self.lr_d = lr_schedule(self.opt_d, decay, epochs * self.steps_per_epoch)
+        self.lr_g = lr_schedule(self.opt_g, decay, epochs * (self.steps_per_epoch // cfg.train.n_critic))
+        self.stateful = {"generator": self.generator, "critic": self.critic, "opt_g": self.opt_g, "opt_d": self.opt_d,
+                         "lr_g": self.lr_g, "lr_d": self.lr_d}
+        self.networks = [self.generator, self.critic]
         warn_about_setup(self.critic, self.steps_per_epoch, cfg.train.n_critic)
 
     def epoch(self):
@@ -88,10 +93,12 @@ class GANTraining:
             real = self.dataset.sample(tc.batch_size)
             loss_d, w_estimate, penalty = critic_step(self.critic, self.generator, self.method, self.loss, self.opt_d,
                                                       real, tc.batch_size, tc.amp)
+            self.lr_d.step()
             scalars = {"loss/critic": loss_d, "wasserstein_estimate": w_estimate, "penalty": penalty}
             if step % tc.n_critic == 0:
                 scalars["loss/generator"] = generator_step(self.critic, self.generator, self.loss, self.opt_g,
                                                            tc.batch_size, self.device, tc.amp)
+                self.lr_g.step()
             yield scalars
 
 

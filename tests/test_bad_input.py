@@ -66,6 +66,7 @@ CASES = [
     ("critic-norm-batch", [*DIGITS, "model.critic.critic_norm=batch"], "model.critic.critic_norm"),
     ("distribution-unknown", ["dataset.distribution=moons"], "dataset.distribution"),
     ("steps-per-epoch-zero", ["dataset.steps_per_epoch=0"], "dataset.steps_per_epoch"),
+    ("lr-decay-unknown", ["train.lr_decay=cosine"], "train.lr_decay"),
     ("modes-on-a-fixed-mixture", ["dataset.modes=25"], "dataset.modes"),
     ("modes-missing", ["dataset.distribution=ring_mixture"], "dataset.modes"),
     ("grid-modes-not-square", ["dataset.distribution=grid_mixture", "dataset.modes=8"], "dataset.modes"),

@@ -48,7 +48,7 @@ def test_toy_datasets_and_mlp_models_instantiate(distribution):
     dataset = build(cfg, "dataset", device="cpu")
     generator, critic = instantiate(cfg.model.generator), instantiate(cfg.model.critic)
     batch = dataset.sample(32)
-    assert isinstance(dataset, Dataset) and dataset.steps_per_epoch(cfg.train.batch_size) == 500
+    assert isinstance(dataset, Dataset) and dataset.steps_per_epoch(cfg.train.batch_size) == 1000
     assert batch.shape == (32, 2) and torch.isfinite(batch).all()
     assert generator(torch.randn(32, generator.latent_dim)).shape == (32, 2)
     assert critic(batch).shape == (32,)
