@@ -437,7 +437,8 @@ def trend_blocks(groups: list[Group]) -> list:
         rows = []
         for trend in (trend for trend in TRENDS if trend.key == key):
             gaps = defaultdict(dict)  # the other swept keys' values -> {x: the seeds' gaps}
-            for context in sorted({group.context for group in groups}):
+            for context in sorted({group.context for group in groups},
+                                  key=lambda context: [sort_key(value) for _, value in context]):
                 values = dict(context)
                 worse = best_group(groups, trend.worse, context, final_metric)
                 better = best_group(groups, trend.better, context, final_metric)
