@@ -212,8 +212,8 @@ def test_a_folder_without_class_subfolders_refuses_conditional_in_one_line(tmp_p
                     "dataset.channels=1", "task.conditional=true", "logger.wandb.mode=disabled", check=False)
     assert proc.returncode == 2
     message = proc.stderr.strip().splitlines()[-1]
-    assert message.startswith(f"lipbench: error: task.conditional=true needs class labels, and dataset.path={folder} has no class "
-                              "subfolders: put each class's images in a subfolder of its own")
+    assert message.startswith(f"lipbench: error: task.conditional=true needs class labels, and dataset.path={folder} "
+                              "has no class subfolders: put each class's images in a subfolder of its own")
     proc = lipbench(tmp_path, "dataset.distribution=swissroll", "task.conditional=true", "logger.wandb.mode=disabled",
                     check=False)
     assert proc.returncode == 2 and "dataset.distribution=swissroll has none" in proc.stderr
