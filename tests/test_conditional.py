@@ -7,6 +7,7 @@ from PIL import Image
 from torch import nn
 from torch.nn.utils import parametrize
 
+from lipbench import LipbenchError
 from lipbench.config import build
 from lipbench.data.toy2d import Toy2D
 from lipbench.gan import critic_step
@@ -214,9 +215,8 @@ def test_a_folder_without_class_subfolders_refuses_conditional_in_one_line(tmp_p
     message = proc.stderr.strip().splitlines()[-1]
     assert message.startswith(f"lipbench: error: task.conditional=true needs class labels, and dataset.path={folder} "
                               "has no class subfolders: put each class's images in a subfolder of its own")
-    proc = lipbench(tmp_path, "dataset.distribution=swissroll", "task.conditional=true", "logger.wandb.mode=disabled",
-                    check=False)
-    assert proc.returncode == 2 and "dataset.distribution=swissroll has none" in proc.stderr
+    with pytest.raises(LipbenchError, match="dataset.distribution=swissroll has none: use a mixture, labelled by mode"):
+        Toy2D(distribution="swissroll").require_labels("task.conditional=true")
 
 
 @pytest.mark.slow
