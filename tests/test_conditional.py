@@ -205,6 +205,7 @@ def test_a_folder_with_one_subfolder_per_class_is_labelled_by_subfolder(tmp_path
     check_pairs(data, classes)
 
 
+@pytest.mark.slow
 def test_a_folder_without_class_subfolders_refuses_conditional_in_one_line(tmp_path):
     folder = tmp_path / "flat"
     write_classes(folder, {"only": 4})
