@@ -77,6 +77,7 @@ def validate(cfg: DictConfig) -> None:
     require(isinstance(wandb_cfg.project, str) and wandb_cfg.project.strip() != "", "logger.wandb.project",
             wandb_cfg.project, "a non-empty name")
     if cfg.task.name == "gan":
+        require(isinstance(cfg.task.conditional, bool), "task.conditional", cfg.task.conditional, "true or false")
         require_model_fits(cfg)
         validate_metric(cfg)
     if cfg.task.name == "classify":

@@ -29,6 +29,7 @@ from lipbench.layers import (
     subspace_iteration,
 )
 from lipbench.methods import LipschitzMethod
+from lipbench.models import given, with_labels
 from lipbench.models.classifier import LabelledObjective, logit_margin
 
 # Vectors of the block power iteration that measures an operator norm: a block converges where one vector crawls.
@@ -75,22 +76,26 @@ def input_shapes(critic: nn.Module, x: torch.Tensor) -> dict[nn.Module, torch.Si
 
 
 def layer_norms(critic: nn.Module, x: torch.Tensor, generator: torch.Generator,
-                estimates: dict | None = None) -> dict[str, float]:
+                estimates: dict | None = None, head: tuple[list[nn.Module], float] | None = None) -> dict[str, float]:
     """sigma of every layer's weight, the operator norm of every convolution, and their product (a Lipschitz bound);
     and beside each of the method's `estimates` (LipschitzMethod.sigma_estimates) its relative error.
 
     The product bounds the critic's Lipschitz constant when its activations are 1-Lipschitz (ReLU, LeakyReLU)
     and it has no normalization layers. Convolutions enter with their operator norm: their kernel's sigma, which
-    SN divides by, is not a bound on what a convolution does to its input.
+    SN divides by, is not a bound on what a convolution does to its input. `head`: layers that act in parallel on
+    the last features (a projection critic's linear head and class embedding) and the norm they enter the product
+    with in place of their own (Critic.class_head_norm).
     """
     shapes, estimates = input_shapes(critic, x), estimates or {}
-    norms, bound = {}, 1.0
+    parallel, bound = head or ([], 1.0)
+    norms = {}
     for index, layer in enumerate(constrained_layers(critic)):
         name = layer_key(index, layer)
         norm = norms[f"diag/sigma/{name}"] = spectral_norm(layer)
         if not isinstance(layer, nn.Linear) and layer in shapes:
             norm = norms[f"diag/opnorm/{name}"] = operator_norm(layer, shapes[layer], generator)
-        bound *= norm
+        if not any(layer is other for other in parallel):
+            bound *= norm
         if layer in estimates:
             estimate = estimates[layer]
             exact = (operator_norm(layer, shapes[layer], generator, estimate.weight) if estimate.operator
@@ -126,22 +131,30 @@ class Diagnostics:
         both networks in eval mode.
 
         Samples, latents and interpolation weights come from a generator seeded by (seed, epoch), never from the
-        global RNG that training draws from.
+        global RNG that training draws from. A class-conditional critic is measured as training sees it: at each
+        real point for its label, the fake generated for that label, and the interpolate of the two.
         """
         if not self.enabled:
             return {}
         n, device = self.num_samples, next(critic.parameters()).device
         rng = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        real = dataset.sample(n, generator=rng).to(device)
+        conditional = getattr(critic, "num_classes", None) is not None
+        if not conditional:
+            real, labels = dataset.sample(n, generator=rng).to(device), None
+        else:
+            real, labels = (t.to(device) for t in dataset.sample_labelled(n, generator=rng))
         with torch.no_grad():
-            fake = generator(torch.randn(n, generator.latent_dim, generator=rng).to(device)).to(real.dtype)
+            z = torch.randn(n, generator.latent_dim, generator=rng).to(device)
+            fake = generator(z, *given(labels)).to(real.dtype)
         alpha = torch.rand((n,) + (1,) * (real.dim() - 1), generator=rng).to(device, real.dtype)
         points = {"real": real, "fake": fake, "interp": alpha * real + (1 - alpha) * fake}
 
-        values = layer_norms(critic, real, rng, method and method.sigma_estimates(critic))
+        head = ([critic.head, critic.embed], critic.class_head_norm()) if conditional else None
+        values = layer_norms(with_labels(critic, None if labels is None else labels[:1]), real, rng,
+                             method and method.sigma_estimates(critic), head)
         for kind, x in points.items():
             with torch.enable_grad():
-                norms = input_gradient_norm(critic, x).detach()
+                norms = input_gradient_norm(with_labels(critic, labels), x).detach()
             values[f"diag/grad_norm/{kind}/mean"] = norms.mean().item()
             values[f"diag/grad_norm/{kind}/max"] = norms.max().item()
             values[f"diag/grad_norm/{kind}/hist"] = histogram(norms, self.histogram_bins)

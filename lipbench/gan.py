@@ -9,6 +9,7 @@ from lipbench import LipbenchError
 from lipbench.config import build, require_model_fits
 from lipbench.methods import LipschitzMethod
 from lipbench.metrics import build_metric
+from lipbench.models import given, with_labels
 from lipbench.progress import warn
 from lipbench.training import lr_schedule
 
@@ -18,14 +19,20 @@ def autocast(device: torch.device, amp: str):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp == "bf16")
 
 
-def critic_step(critic, generator, method, loss, opt_d, real, batch_size, amp="none"):
-    """One critic update; returns detached (critic loss, Wasserstein estimate, penalty)."""
+def critic_step(critic, generator, method, loss, opt_d, real, batch_size, amp="none", labels=None):
+    """One critic update; returns detached (critic loss, Wasserstein estimate, penalty).
+
+    Class-conditional (`labels` of the real batch): the fakes are generated with the real batch's labels, so that a
+    penalty pairing real[i] with fake[i] (GP's interpolates) pairs samples of the same class, and the method sees
+    the critic as a function of its input for those labels.
+    """
     with autocast(real.device, amp):
         with torch.no_grad():
-            fake = generator(torch.randn(batch_size, generator.latent_dim, device=real.device))
+            fake = generator(torch.randn(batch_size, generator.latent_dim, device=real.device), *given(labels))
         # Real and fake in one forward: half the kernel launches, and SN's u advances once per step, not twice.
-        d_real, d_fake = critic(torch.cat([real, fake])).float().chunk(2)
-        penalty = method.penalty(critic, real, fake)
+        both = given(None if labels is None else labels.repeat(2))
+        d_real, d_fake = critic(torch.cat([real, fake]), *both).float().chunk(2)
+        penalty = method.penalty(with_labels(critic, labels), real, fake)
         loss_d = loss.critic(d_real, d_fake) + penalty
     opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
@@ -34,11 +41,13 @@ def critic_step(critic, generator, method, loss, opt_d, real, batch_size, amp="n
     return loss_d.detach(), (d_real.mean() - d_fake.mean()).detach(), penalty.detach()
 
 
-def generator_step(critic, generator, loss, opt_g, batch_size, device, amp="none"):
-    """One generator update through a frozen critic; returns the detached generator loss."""
+def generator_step(critic, generator, loss, opt_g, batch_size, device, amp="none", labels=None):
+    """One generator update through a frozen critic (for the requested `labels` when conditional); returns the
+    detached generator loss."""
     critic.requires_grad_(False)  # no critic weight gradients are needed here: skip computing them
     with autocast(device, amp):
-        loss_g = loss.generator(critic(generator(torch.randn(batch_size, generator.latent_dim, device=device))).float())
+        z = torch.randn(batch_size, generator.latent_dim, device=device)
+        loss_g = loss.generator(critic(generator(z, *given(labels)), *given(labels)).float())
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     opt_g.step()
@@ -70,8 +79,10 @@ class GANTraining:
         self.method, self.device, self.train_cfg = method, device, cfg.train
         self.loss = build(cfg, "loss")
         self.dataset = build(cfg, "dataset", device=device)
-        self.generator = build(cfg, "model.generator").to(device)
-        self.critic = method.wrap(build(cfg, "model.critic")).to(device)
+        self.conditional = bool(cfg.task.conditional)
+        num_classes = self.dataset.require_labels("task.conditional=true") if self.conditional else None
+        self.generator = build(cfg, "model.generator", num_classes=num_classes).to(device)
+        self.critic = method.wrap(build(cfg, "model.critic", num_classes=num_classes)).to(device)
         if cfg.train.channels_last:  # NHWC convolutions are faster on tensor-core GPUs
             self.generator = self.generator.to(memory_format=torch.channels_last)
             self.critic = self.critic.to(memory_format=torch.channels_last)
@@ -90,14 +101,17 @@ class GANTraining:
         """`steps_per_epoch` critic steps, with a generator step after every `train.n_critic` of them."""
         tc = self.train_cfg
         for step in range(1, self.steps_per_epoch + 1):
-            real = self.dataset.sample(tc.batch_size)
+            real, labels = (self.dataset.sample_labelled(tc.batch_size) if self.conditional
+                            else (self.dataset.sample(tc.batch_size), None))
             loss_d, w_estimate, penalty = critic_step(self.critic, self.generator, self.method, self.loss, self.opt_d,
-                                                      real, tc.batch_size, tc.amp)
+                                                      real, tc.batch_size, tc.amp, labels)
             self.lr_d.step()
             scalars = {"loss/critic": loss_d, "wasserstein_estimate": w_estimate, "penalty": penalty}
             if step % tc.n_critic == 0:
+                # Conditional: labels drawn as the data's classes are, for the samples the generator is judged on.
+                requested = self.dataset.sample_labels(tc.batch_size) if self.conditional else None
                 scalars["loss/generator"] = generator_step(self.critic, self.generator, self.loss, self.opt_g,
-                                                           tc.batch_size, self.device, tc.amp)
+                                                           tc.batch_size, self.device, tc.amp, requested)
                 self.lr_g.step()
             yield scalars
 
@@ -107,11 +121,12 @@ class GANTask(GANTraining):
 
     def __init__(self, cfg: DictConfig, method: LipschitzMethod, device: torch.device):
         super().__init__(cfg, method, device)
-        self.metric = build_metric(cfg.metric, self.dataset, device, cfg.seed)
+        self.metric = build_metric(cfg.metric, self.dataset, device, cfg.seed, self.conditional)
         self.diagnostics = build(cfg, "diagnostics", seed=cfg.seed)
         self.primary, self.protocol = self.metric.primary, self.metric.protocol
         # What every figure's title says about the run: the method with its strength, the loss, the data.
-        self.label = f"{method.label} · {self.loss.name} loss · {self.dataset.name}"
+        conditional = " · class-conditional" if self.conditional else ""
+        self.label = f"{method.label} · {self.loss.name} loss · {self.dataset.name}{conditional}"
 
     def evaluate(self, epoch: int, run_dir: Path) -> tuple[dict, dict]:
         """The quality metric as eval/<key>, its figures, and the critic's diag/ values."""

@@ -30,7 +30,8 @@ def lr_schedule(optimizer: torch.optim.Optimizer, decay: str, steps: int) -> tor
     """The learning rate over a run's `steps` updates (train.lr_decay): constant, or linearly down to 0 at the last
     one (WGAN-GP's image setting), so that a run ends settled instead of oscillating at its full step size."""
     linear = decay == "linear"
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1.0 - step / max(steps, 1)) if linear else 1.0)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: max(0.0, 1.0 - step / max(steps, 1)) if linear else 1.0)
 
 
 class Task(Protocol):

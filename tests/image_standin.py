@@ -26,7 +26,22 @@ class DigitsImages:
 
     def sample(self, n: int, generator=None) -> torch.Tensor:
         """n random train images as floats in [-1, 1]."""
-        return self.images[torch.randint(len(self.images), (n,), generator=generator)].float() / 127.5 - 1
+        return self.sample_labelled(n, generator)[0]
+
+    def sample_labelled(self, n: int, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """n random train images as floats in [-1, 1], with their labels."""
+        index = torch.randint(len(self.images), (n,), generator=generator)
+        return self.images[index].float() / 127.5 - 1, self.splits["train"][1][index]
+
+    def sample_labels(self, n: int, generator=None) -> torch.Tensor:
+        """The labels of n random train images."""
+        return self.sample_labelled(n, generator)[1]
+
+    def require_labels(self, why: str) -> int:
+        """The number of classes (the stand-in is labelled unless built otherwise)."""
+        if self.num_classes is None:
+            raise ValueError(f"{why} needs labels")
+        return self.num_classes
 
     def steps_per_epoch(self, batch_size: int) -> int:
         """One pass over the train split."""

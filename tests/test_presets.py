@@ -92,3 +92,14 @@ def test_many_modes_preset_sweeps_methods_and_mode_counts_on_a_ring():
     job = composed("+experiment=claim_many_modes", "method=gp", "dataset.modes=64")
     assert (job.dataset.distribution, job.dataset.modes, job.model.critic.hidden) == ("ring_mixture", 64, 128)
     assert job.train.epochs >= 1 and job.logger.wandb.group == "claim_many_modes-cpu"
+
+
+def test_many_classes_preset_sweeps_methods_conditioning_and_class_counts():
+    params = OmegaConf.to_container(composed("+experiment=claim_many_classes", hydra=True).hydra.sweeper.params,
+                                    resolve=True)
+    assert params == {"method": "gp,gp_relu,sn", "dataset.modes": "8,64", "task.conditional": "false,true",
+                      "seed": "0,1,2,3,4"}
+    job = composed("+experiment=claim_many_classes", "method=sn", "dataset.modes=64", "task.conditional=true")
+    assert (job.dataset.distribution, job.dataset.modes, job.task.conditional) == ("ring_mixture", 64, True)
+    assert job.train.epochs >= 1 and job.logger.wandb.group == "claim_many_classes-cpu"
+    assert composed("+experiment=claim_many_modes").task.conditional is False  # the other presets stay unconditional

@@ -278,9 +278,39 @@ def test_many_modes_report_draws_the_noise_floor_and_tests_the_growing_gap(tmp_p
             "beat it): ring_mixture with 8 modes, 2000 points: 0.073; ring_mixture with 25 modes, 2000 points: 0.1; "
             "ring_mixture with 64 modes, 2000 points: 0.097.") in text
     assert float(rows["sn dataset.modes=64"]["final_over_floor_mean"]) == pytest.approx(2.0)
-    (trend,) = claim_rows(text, "GP's quality gap to SN grows with the number of modes")
+    (trend,) = claim_rows(text, "GP's quality gap to SN grows with the number of modes (classes)")
     assert trend[1] == "all runs" and trend[2].startswith("8: 0.12 (n=5), 25: 0.197 (n=5), 64: 0.303 (n=5)")
     # The gap is 0.1 * sqrt(modes / 8) + 0.02 on average: its least-squares slope against log2(modes) is ~0.060.
     assert float(trend[3]) == pytest.approx(0.0605, abs=1e-3) and trend[-1] == "supported"
     assert "slope of the mean gap against log2(modes)" in text
     assert (tmp_path / "report" / "metric_vs_epoch.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_many_classes_report_tests_the_conditional_gap_against_the_unconditional_one(tmp_path):
+    for modes in (8, 64):
+        for conditional in (False, True):
+            for seed in range(5):
+                # SN ends at 0.1 everywhere; GP's gap is 0.1 unconditional, 0.4 conditional (+0.2 more at 64 modes).
+                gap = (0.4 if conditional else 0.1) + (0.2 if conditional and modes == 64 else 0.0)
+                for method, final in {"sn": 0.1, "gp": 0.1 + gap + 0.01 * seed}.items():
+                    run_dir = tmp_path / "runs" / f"{method}_{modes}_{conditional}_{seed}"
+                    write_run(run_dir, method, None, seed, [final + 0.5, final])
+                    summary = json.loads((run_dir / "summary.json").read_text())
+                    summary["overrides"] += [f"dataset.modes={modes}", f"task.conditional={str(conditional).lower()}"]
+                    summary["config"]["dataset"] = {"name": "toy2d", "distribution": "ring_mixture", "modes": modes}
+                    summary["config"]["task"]["conditional"] = conditional
+                    (run_dir / "summary.json").write_text(json.dumps(summary))
+    _, text = report([tmp_path / "runs"], tmp_path / "report")
+    rows = claim_rows(text, "GP's quality gap to SN is larger in conditional than in unconditional generation")
+    assert [row[1] for row in rows] == ["dataset.modes=8", "dataset.modes=64"]
+    for row, difference in zip(rows, (0.3, 0.5)):
+        assert row[2].startswith("unconditional: 0.12 (n=5), conditional: ")
+        assert float(row[3]) == pytest.approx(difference, abs=1e-4) and row[-1] == "supported"
+    # The growth with the number of classes, in each mode of generation: flat unconditional, +0.2 conditional.
+    growth = {row[1]: row for row in claim_rows(text, "GP's quality gap to SN grows with the number of modes "
+                                                      "(classes)")}
+    assert float(growth["task.conditional=True"][3]) == pytest.approx(0.2 / 3, abs=1e-4)  # per doubling: 8 -> 64 is 3
+    assert growth["task.conditional=True"][-1] == "supported"
+    assert float(growth["task.conditional=False"][3]) == pytest.approx(0.0, abs=1e-4)
+    assert growth["task.conditional=False"][-1] != "supported"
+    assert "| Δ conditional − unconditional |" in text and "| slope per doubling |" in text

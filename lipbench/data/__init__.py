@@ -16,8 +16,20 @@ class Dataset(Protocol):
     shape: tuple[int, ...]         # one sample's shape: (2,) for toy2d, (C, H, W) for images
     device: torch.device           # where `sample` puts its batches
 
+    num_classes: int | None        # classes of a labelled dataset (a toy mixture's modes), None when unlabelled
+
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """`n` samples in the models' input range; the global RNG unless an explicit `generator` is given."""
+
+    def sample_labelled(self, n: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """`n` samples as `sample` draws them (the same RNG draws), with their int64 class labels, on self.device."""
+
+    def sample_labels(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """`n` labels drawn as the data's classes are distributed (for a conditional generator's samples)."""
+
+    def require_labels(self, why: str) -> int:
+        """num_classes; a one-line LipbenchError starting with `why` and saying how to get labels when there are
+        none."""
 
     def steps_per_epoch(self, batch_size: int) -> int:
         """Critic steps that make one epoch at this batch size."""
@@ -32,7 +44,6 @@ class ImageSource(Dataset, Protocol):
 
     images: torch.Tensor           # uint8 [N, C, H, W] train split
     labels: torch.Tensor | None    # int64 [N] class of each train image, or None
-    num_classes: int | None
     cache_dir: Path                # where derived files (decoded cache, reference statistics, classifiers) go
 
     def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor | None]:

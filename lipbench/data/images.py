@@ -124,11 +124,36 @@ class ImageDataset:
         """One critic pass over the train split (at least one step)."""
         return max(len(self.images) // int(batch_size), 1)
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """`n` random training images in [-1, 1] on self.device; the global RNG unless `generator` is given."""
+    def sample_index(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        """`n` random indices of training images, where the images are; the global RNG unless `generator`."""
         rng_device = self.images.device if generator is None else generator.device
         index = torch.randint(len(self.images), (n,), device=rng_device, generator=generator)
-        return to_inputs(self.images[index.to(self.images.device)].to(self.device, non_blocking=True))
+        return index.to(self.images.device)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """`n` random training images in [-1, 1] on self.device; the global RNG unless `generator` is given."""
+        return to_inputs(self.images[self.sample_index(n, generator)].to(self.device, non_blocking=True))
+
+    def sample_labelled(self, n: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """What `sample` draws, with each image's label."""
+        index = self.sample_index(n, generator)
+        return (to_inputs(self.images[index].to(self.device, non_blocking=True)),
+                self.labels[index].to(self.device, non_blocking=True))
+
+    def sample_labels(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The labels of `n` random training images: the classes as the data has them."""
+        return self.labels[self.sample_index(n, generator)].to(self.device, non_blocking=True)
+
+    def require_labels(self, why: str) -> int:
+        """The number of classes; one line saying how to get labels when this dataset has none."""
+        if self.labels is not None:
+            return self.num_classes
+        if self.name == "folder":
+            raise LipbenchError(f"{why} needs class labels, and dataset.path={self.path} has no class subfolders: put "
+                                "each class's images in a subfolder of its own (dataset.path/<class>/..., at least 2, "
+                                f"no images at the top level), then delete {self.cache_dir}")
+        raise LipbenchError(f"{why} needs class labels, and dataset={self.name} is read without any: use "
+                            "dataset=digits, mnist, cifar10, or folder with one subfolder per class")
 
     def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor | None]:
         """uint8 CPU images and labels of the "train" or "test" split, decoded once and then read from the cache."""
@@ -256,11 +281,27 @@ class ImageDataset:
             log.info(f"dataset.path={self.path}: skipped {metadata} hidden or OS metadata files")
         return images
 
+    def folder_classes(self) -> list[str] | None:
+        """The class names of a folder with one subfolder per class (torchvision ImageFolder's layout: the first-level
+        subfolder of each image, sorted), or None when an image lies at the top level or there are fewer than 2."""
+        tops = [path.relative_to(self.path).parts for path in self.folder_images]
+        if any(len(parts) == 1 for parts in tops):
+            return None
+        classes = sorted({parts[0] for parts in tops})
+        return classes if len(classes) >= 2 else None
+
     def read_folder(self, split: str):
-        """Every image file under dataset.path (recursively), centre-cropped to a square and resized."""
-        files = [self.folder_images[i] for i in holdout(len(self.folder_images), split)]  # only this split's files
+        """Every image file under dataset.path (recursively), centre-cropped to a square and resized; labelled by
+        its class subfolder when the folder has one subfolder per class."""
+        keep = holdout(len(self.folder_images), split)
+        files = [self.folder_images[i] for i in keep]  # only this split's files
         fix = f"replace it with an intact image or remove it from dataset.path={self.path}"
-        return read_images(files, self.shape[1], self.shape[0], self.crop, fix), None
+        images = read_images(files, self.shape[1], self.shape[0], self.crop, fix)
+        classes = self.folder_classes()
+        if classes is None:
+            return images, None
+        index = {name: label for label, name in enumerate(classes)}
+        return images, torch.tensor([index[path.relative_to(self.path).parts[0]] for path in files], dtype=torch.int64)
 
     def read_digits(self, split: str):
         """scikit-learn's bundled 8x8 digits (values 0..16), bilinearly upscaled to image_size."""

@@ -80,15 +80,35 @@ class Toy2D:
         self.std = STDS[distribution]
         centers = mixture_centers(distribution, modes)
         self.centers = None if centers is None else centers.to(self.device)
+        # The mixtures are labelled by mode: the class of a point is the mode it was drawn from.
+        self.num_classes = None if centers is None else len(centers)
         self.shape = (2,)
+
+    def require_labels(self, why: str) -> int:
+        """The number of classes; one line saying what has them when this distribution has none."""
+        if self.num_classes is None:
+            raise LipbenchError(f"{why} needs class labels, and dataset.distribution={self.distribution} has none: "
+                                "use a mixture, labelled by mode (8gaussians, 25gaussians, ring_mixture, grid_mixture)")
+        return self.num_classes
+
+    def sample_labels(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """`n` modes drawn uniformly (the mixtures weigh their modes equally), on the generator's device."""
+        return torch.randint(len(self.centers), (n,), generator=generator,
+                             device=self.device if generator is None else generator.device)
+
+    def sample_labelled(self, n: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """`n` points of a mixture and the mode each was drawn from, on self.device."""
+        pick = self.sample_labels(n, generator)
+        points = self.centers.to(pick.device)[pick] + self.std * torch.randn(n, 2, generator=generator,
+                                                                           device=pick.device)
+        return points.to(self.device), pick.to(self.device)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """`n` points; the global RNG of the device unless an explicit `generator` (e.g. for evaluation)."""
         kw = {"device": self.device if generator is None else generator.device, "generator": generator}
         if self.centers is not None:
-            pick = torch.randint(len(self.centers), (n,), **kw)
-            points = self.centers.to(kw["device"])[pick] + self.std * torch.randn(n, 2, **kw)
-        elif self.distribution == "swissroll":
+            return self.sample_labelled(n, generator)[0]
+        if self.distribution == "swissroll":
             t = 1.5 * math.pi * (1 + 2 * torch.rand(n, **kw))
             points = torch.stack([t * t.cos(), t * t.sin()], dim=1) / 7.5 + self.std * torch.randn(n, 2, **kw)
         else:  # ring

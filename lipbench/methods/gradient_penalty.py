@@ -1,5 +1,9 @@
 """`gp` and `gp_relu`: the gradient penalty of WGAN-GP (Gulrajani et al. 2017) and its one-sided variant.
 
+In a class-conditional GAN the critic the penalty gets is bound to the real batch's labels, and the task generates
+the fakes with those same labels: each interpolate lies between a real and a fake sample of one class, and the slope
+is measured for that class's critic, never across classes.
+
 For a classifier the "critic" is the per-sample training loss as a function of the input, at the training points
 themselves (real = fake = x), and the target is 0: lambda * ||grad_x loss||^2, an input-gradient penalty.
 """
@@ -15,7 +19,6 @@ def interpolate(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     """Random points on the segments between paired real and fake samples, one alpha per sample."""
     alpha = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
     return alpha * real + (1 - alpha) * fake
-
 
 
 class GradientPenalty(LipschitzMethod):

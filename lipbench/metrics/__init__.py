@@ -15,9 +15,19 @@ EVALUATORS = {
 }
 
 
-def build_metric(cfg, dataset, device, seed: int):
+def requested_labels(shares: torch.Tensor, n: int) -> torch.Tensor:
+    """`n` labels, in class order, split across the classes in proportion to `shares` (largest remainders): the
+    labels a conditional generator is evaluated at, the data's class proportions with no sampling noise."""
+    exact = shares.double() / shares.sum() * n
+    counts = exact.floor().long()
+    counts[torch.argsort(exact - counts, descending=True)[:n - int(counts.sum())]] += 1
+    return torch.repeat_interleave(torch.arange(len(shares)), counts)
+
+
+def build_metric(cfg, dataset, device, seed: int, conditional: bool = False):
     """The evaluator cfg["name"] with its settings cfg[<name>] (the `metric` config node, or a dict of the same
-    shape); `auto` lets the dataset choose (e.g. FID on GPU, classifier FD on CPU)."""
+    shape); `auto` lets the dataset choose (e.g. FID on GPU, classifier FD on CPU). `conditional`: the generator
+    takes labels, and the evaluator adds per-class quality and class consistency."""
     name = cfg["name"]
     if name == "auto":
         name = dataset.default_metric(device)
@@ -32,4 +42,5 @@ def build_metric(cfg, dataset, device, seed: int):
         raise LipbenchError(f"metric={name!r} is unknown: use one of {['auto', *sorted(EVALUATORS)]}")
     # Building an evaluator may initialise networks: a forked RNG keeps the choice of metric from shifting training.
     with torch.random.fork_rng():
-        return get_class(EVALUATORS[name])(dataset=dataset, device=device, seed=seed, **(cfg.get(name) or {}))
+        return get_class(EVALUATORS[name])(dataset=dataset, device=device, seed=seed, conditional=conditional,
+                                           **(cfg.get(name) or {}))

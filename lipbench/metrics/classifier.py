@@ -22,6 +22,9 @@ MIN_ACCURACY = 0.9
 CLASSIFIER_SEED = 0
 TRAIN_BATCH = 128
 FEATURE_DIM = 128
+# Adam steps of the cached classifier (metric.fd_classifier.train_steps); a conditional run with metric=fid judges
+# class consistency with the classifier of this many steps.
+DEFAULT_TRAIN_STEPS = 2000
 
 
 class SmallCNN(nn.Module):
@@ -108,16 +111,20 @@ class ClassifierFeatures:
         """[B, 128] features of uint8 images [B, C, H, W]."""
         return self.model.features(to_inputs(images))
 
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        """[B] the class the classifier assigns to each uint8 image."""
+        return self.model(to_inputs(images)).argmax(dim=1)
+
 
 class ClassifierFDEvaluator(FrechetEvaluator):
     """Classifier FD between `num_samples` generated and min(num_samples, split size) real images (lower is better)."""
 
     primary = "fd_classifier"
 
-    def __init__(self, dataset, device, seed: int, num_samples: int = 5000, batch_size: int = 500,
-                 split: str = "train", train_steps: int = 2000):
+    def __init__(self, dataset, device, seed: int, conditional: bool = False, num_samples: int = 5000,
+                 batch_size: int = 500, split: str = "train", train_steps: int = DEFAULT_TRAIN_STEPS):
         if dataset.labels is None:
             raise LipbenchError(f"metric=fd_classifier needs labels and dataset {dataset.name} has none: "
                                 "use metric=fid")
         features = ClassifierFeatures(dataset, device, train_steps)
-        super().__init__(dataset, device, seed, features, num_samples, batch_size, split)
+        super().__init__(dataset, device, seed, features, num_samples, batch_size, split, conditional, features)

@@ -7,6 +7,7 @@ import torch
 from pytorch_fid.inception import FID_WEIGHTS_URL, InceptionV3
 
 from lipbench import LipbenchError
+from lipbench.metrics.classifier import DEFAULT_TRAIN_STEPS, ClassifierFeatures
 from lipbench.metrics.frechet import FrechetEvaluator
 
 WEIGHTS_NAME = Path(FID_WEIGHTS_URL).name  # pt_inception-2015-12-05-6726825d.pth
@@ -54,10 +55,14 @@ class InceptionFeatures:
 
 
 class FIDEvaluator(FrechetEvaluator):
-    """FID between `num_samples` generated images and min(num_samples, split size) real ones (lower is better)."""
+    """FID between `num_samples` generated images and min(num_samples, split size) real ones (lower is better);
+    conditional, also intra-class FID, and class consistency by the dataset's cached classifier (the one
+    metric=fd_classifier trains)."""
 
     primary = "fid"
 
-    def __init__(self, dataset, device, seed: int, weights: str | None = None, num_samples: int = 10_000,
-                 batch_size: int = 100, split: str = "train"):
-        super().__init__(dataset, device, seed, InceptionFeatures(weights, device), num_samples, batch_size, split)
+    def __init__(self, dataset, device, seed: int, conditional: bool = False, weights: str | None = None,
+                 num_samples: int = 10_000, batch_size: int = 100, split: str = "train"):
+        classifier = ClassifierFeatures(dataset, device, DEFAULT_TRAIN_STEPS) if conditional else None
+        super().__init__(dataset, device, seed, InceptionFeatures(weights, device), num_samples, batch_size, split,
+                         conditional, classifier)

@@ -9,7 +9,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lipbench.models import critic_norm_layer, require_image_size
+from lipbench.models import (
+    Critic,
+    LabelledSequential,
+    TakesLabels,
+    batch_norm,
+    check_labels,
+    critic_norm_layer,
+    require_image_size,
+)
 
 # Per image size, in multiples of `width`: generator widths from 4x4 up; critic blocks as (width, downsample).
 GENERATOR_WIDTHS = {32: [4, 4, 4, 4], 64: [16, 8, 4, 2, 1]}
@@ -25,19 +33,20 @@ def conv(c_in: int, c_out: int, kernel: int, gain: float = 1.0) -> nn.Conv2d:
     return layer
 
 
-class GeneratorBlock(nn.Module):
-    """BN-ReLU-upsample-conv-BN-ReLU-conv, plus an upsampled 1x1-conv shortcut; doubles the size."""
+class GeneratorBlock(TakesLabels):
+    """BN-ReLU-upsample-conv-BN-ReLU-conv, plus an upsampled 1x1-conv shortcut; doubles the size. With
+    `num_classes` both BatchNorms are conditional on the class, as in the reference code's Block."""
 
-    def __init__(self, c_in: int, c_out: int):
+    def __init__(self, c_in: int, c_out: int, num_classes: int | None = None):
         super().__init__()
-        self.residual = nn.Sequential(
-            nn.BatchNorm2d(c_in), nn.ReLU(), nn.Upsample(scale_factor=2), conv(c_in, c_out, 3, math.sqrt(2)),
-            nn.BatchNorm2d(c_out), nn.ReLU(), conv(c_out, c_out, 3, math.sqrt(2)))
+        self.residual = LabelledSequential(
+            batch_norm(c_in, num_classes), nn.ReLU(), nn.Upsample(scale_factor=2), conv(c_in, c_out, 3, math.sqrt(2)),
+            batch_norm(c_out, num_classes), nn.ReLU(), conv(c_out, c_out, 3, math.sqrt(2)))
         self.shortcut = nn.Sequential(nn.Upsample(scale_factor=2), conv(c_in, c_out, 1))
 
-    def forward(self, x):
+    def forward(self, x, y=None):
         """Residual branch plus shortcut."""
-        return self.residual(x) + self.shortcut(x)
+        return self.residual(x, y) + self.shortcut(x)
 
 
 class CriticBlock(nn.Module):
@@ -66,29 +75,36 @@ class CriticBlock(nn.Module):
 
 
 class ResNetGenerator(nn.Module):
-    """z -> linear to 4x4 -> upsampling residual blocks -> BN-ReLU-conv to `channels`, tanh."""
+    """z -> linear to 4x4 -> upsampling residual blocks -> BN-ReLU-conv to `channels`, tanh. With `num_classes`
+    the blocks' BatchNorms are conditional; the last BatchNorm stays plain, as in the reference code (b5)."""
 
-    def __init__(self, latent_dim: int = 128, channels: int = 3, image_size: int = 32, width: int = 64):
+    def __init__(self, latent_dim: int = 128, channels: int = 3, image_size: int = 32, width: int = 64,
+                 num_classes: int | None = None):
         super().__init__()
         require_image_size("resnet", image_size, GENERATOR_WIDTHS)
-        self.latent_dim = latent_dim
+        self.latent_dim, self.num_classes = latent_dim, num_classes
         widths = [width * m for m in GENERATOR_WIDTHS[image_size]]
         self.project = nn.Linear(latent_dim, 4 * 4 * widths[0])
         nn.init.xavier_uniform_(self.project.weight)
-        self.blocks = nn.Sequential(*[GeneratorBlock(c_in, c_out) for c_in, c_out in zip(widths, widths[1:])])
+        self.blocks = LabelledSequential(*[GeneratorBlock(c_in, c_out, num_classes)
+                                           for c_in, c_out in zip(widths, widths[1:])])
         self.out = nn.Sequential(nn.BatchNorm2d(widths[-1]), nn.ReLU(), conv(widths[-1], channels, 3), nn.Tanh())
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """[B, latent_dim] -> [B, C, S, S] in [-1, 1]."""
-        return self.out(self.blocks(self.project(z).view(len(z), -1, 4, 4)))
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, latent_dim] (and labels [B] when conditional) -> [B, C, S, S] in [-1, 1]."""
+        check_labels(self, y)
+        return self.out(self.blocks(self.project(z).view(len(z), -1, 4, 4), y))
 
 
-class ResNetCritic(nn.Module):
-    """Residual blocks with average-pool downsampling, ReLU, global sum pooling, linear to one score."""
+class ResNetCritic(Critic):
+    """Residual blocks with average-pool downsampling, ReLU, global sum pooling, linear to one score; with
+    `num_classes`, the projection critic of the reference code (SNResNetProjectionDiscriminator) on the pooled
+    features."""
 
     image_sizes = tuple(CRITIC_BLOCKS)  # the data it can serve (lipbench.config.require_model_fits reads it)
 
-    def __init__(self, channels: int = 3, image_size: int = 32, width: int = 64, critic_norm: str = "none"):
+    def __init__(self, channels: int = 3, image_size: int = 32, width: int = 64, critic_norm: str = "none",
+                 num_classes: int | None = None):
         super().__init__()
         require_image_size("resnet", image_size, CRITIC_BLOCKS)
         blocks, c_in = [], channels
@@ -98,7 +114,13 @@ class ResNetCritic(nn.Module):
         self.blocks = nn.Sequential(*blocks)
         self.linear = nn.Linear(c_in, 1)
         nn.init.xavier_uniform_(self.linear.weight)
+        self.add_projection(num_classes, c_in)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, C, S, S] -> [B] scores."""
-        return self.linear(F.relu(self.blocks(x)).sum(dim=(2, 3))).squeeze(1)
+    @property
+    def head(self) -> nn.Linear:
+        """The linear layer: pooled features -> score."""
+        return self.linear
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, C, S, S] -> ReLU then global sum pooling of the last block [B, channels]."""
+        return F.relu(self.blocks(x)).sum(dim=(2, 3))

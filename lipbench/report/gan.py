@@ -5,6 +5,7 @@ import itertools
 import math
 import statistics
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,6 +114,9 @@ STATISTICS = {
     "max_layer_sigma": ("max layer σ", lambda run, threshold: max_layer_sigma(run)),
     "max_sigma_hat_error": ("max σ̂ error", lambda run, threshold: max_sigma_hat_error(run)),
     "final_over_floor": ("final ÷ noise floor", lambda run, threshold: over_floor(run)),
+    # Class-conditional runs: the final per-class quality (lower is better) and class consistency (higher is).
+    "final_intra_class": ("final intra-class", lambda run, threshold: run.final(f"{run.metric_key}_intra_class")),
+    "class_consistency": ("class consistency", lambda run, threshold: run.final("eval/class_consistency")),
 }
 
 
@@ -362,8 +366,27 @@ def claims_blocks(groups: list[Group], thresholds: dict) -> list:
 
 
 @dataclass(frozen=True)
+class Axis:
+    """A swept key that a trend claim is tested along: how its values become numbers, and how the table says so."""
+
+    x: Callable[[str], float]  # the key's value, as a run records it, -> the x of the regression
+    cell: Callable[[float], str]  # an x -> its name in the table
+    statistic: str  # the slope's column title
+    by: str  # what the cells of the gap column are by
+
+
+AXES = {
+    "dataset.modes": Axis(lambda value: math.log2(float(value)), lambda x: f"{2 ** x:g}", "slope per doubling",
+                          "modes (classes)"),
+    # Two cells, 0 and 1: the slope of the means is the conditional mean gap minus the unconditional one.
+    "task.conditional": Axis(lambda value: float(value == "True"), lambda x: "conditional" if x else "unconditional",
+                             "Δ conditional − unconditional", "conditioning"),
+}
+
+
+@dataclass(frozen=True)
 class Trend:
-    """The claim that method `worse`'s final-metric gap to `better` grows with the swept number `key`."""
+    """The claim that method `worse`'s final-metric gap to `better` grows along the swept `key` (an AXES key)."""
 
     text: str
     worse: str
@@ -371,8 +394,12 @@ class Trend:
     key: str = "dataset.modes"
 
 
-TRENDS = (Trend("GP's quality gap to SN grows with the number of modes", "gp", "sn"),
-          Trend("gp_relu's quality gap to SN grows with the number of modes", "gp_relu", "sn"))
+TRENDS = (Trend("GP's quality gap to SN grows with the number of modes (classes)", "gp", "sn"),
+          Trend("gp_relu's quality gap to SN grows with the number of modes (classes)", "gp_relu", "sn"),
+          Trend("GP's quality gap to SN is larger in conditional than in unconditional generation", "gp", "sn",
+                "task.conditional"),
+          Trend("gp_relu's quality gap to SN is larger in conditional than in unconditional generation", "gp_relu",
+                "sn", "task.conditional"))
 
 
 def seed_gaps(worse: Group, better: Group) -> list[float]:
@@ -390,37 +417,44 @@ def seed_gaps(worse: Group, better: Group) -> list[float]:
 
 
 TREND_RULE = (
-    "Trend claims: at each number of modes, the gap is a seed's final metric of the first method minus SN's at the "
-    "same seed (a diverged run counts as the worst final metric of the two at that number of modes); the statistic "
-    "is the least-squares slope of the mean gap against log2(modes), the gap's growth per doubling of the modes. "
-    f"Its 95% interval bootstraps the seeds within each number of modes ({RESAMPLES} resamples, seed "
-    f"{RESAMPLING_SEED}); p is one-sided, from permutations that shuffle the gaps across the numbers of modes; r is "
-    "Pearson's correlation of the gaps with log2(modes). The verdict follows the rule above with the slope in place "
-    "of Δ; a method at several settings enters at its best (lowest mean final metric) at each number of modes.")
+    "Trend claims: at each value of the swept key (a number of modes, or unconditional and conditional generation), "
+    "the gap is a seed's final metric of the first method minus SN's at the same seed (a diverged run counts as the "
+    "worst final metric of the two at that value); the statistic is the least-squares slope of the mean gap against "
+    "log2(modes), the gap's growth per doubling of the modes, or against 0 (unconditional) and 1 (conditional), "
+    "which is the conditional mean gap minus the unconditional one. "
+    f"Its 95% interval bootstraps the seeds within each value ({RESAMPLES} resamples, seed {RESAMPLING_SEED}); p is "
+    "one-sided, from permutations that shuffle the gaps across the values; r is Pearson's correlation of the gaps "
+    "with x. The verdict follows the rule above with the slope in place of Δ; a method at several settings enters "
+    "at its best (lowest mean final metric) at each value. Every other swept key (the other axis, the dataset) "
+    "gets a row of its own.")
 
 
 def trend_blocks(groups: list[Group]) -> list:
-    """A row for each trend claim and each setting of the other swept keys, when the runs sweep its key."""
-    rows = []
-    for trend in TRENDS:
-        gaps = defaultdict(dict)  # the other swept keys' values -> {number of modes: the seeds' gaps}
-        for context in sorted({group.context for group in groups}):
-            values = dict(context)
-            worse = best_group(groups, trend.worse, context, final_metric)
-            better = best_group(groups, trend.better, context, final_metric)
-            if trend.key in values and worse and better:
-                rest = tuple((key, value) for key, value in context if key != trend.key)
-                gaps[rest][float(values[trend.key])] = seed_gaps(worse[0], better[0])
-        for rest, cells in gaps.items():
-            test = trend_test({math.log2(count): gap for count, gap in cells.items()})
-            means = ", ".join(f"{count:g}: {statistics.fmean(gap):.3g} (n={len(gap)})"
-                              for count, gap in sorted(cells.items()) if gap)
-            rows.append([trend.text, context_label(rest), means, *test.cells(), test.verdict])
-    if not rows:
-        return []
-    header = ["claim", "runs", "mean gap of final metric by modes", "slope per doubling", "95% CI of slope",
-              "p (one-sided)", "Pearson r", "verdict"]
-    return [Table(header, rows), Text(TREND_RULE)]
+    """A table per AXES key that the runs sweep: a row for each trend claim along it and each setting of the other
+    swept keys."""
+    tables = []
+    for key, axis in AXES.items():
+        rows = []
+        for trend in (trend for trend in TRENDS if trend.key == key):
+            gaps = defaultdict(dict)  # the other swept keys' values -> {x: the seeds' gaps}
+            for context in sorted({group.context for group in groups},
+                                  key=lambda context: [sort_key(value) for _, value in context]):
+                values = dict(context)
+                worse = best_group(groups, trend.worse, context, final_metric)
+                better = best_group(groups, trend.better, context, final_metric)
+                if key in values and worse and better:
+                    rest = tuple((other, value) for other, value in context if other != key)
+                    gaps[rest][axis.x(values[key])] = seed_gaps(worse[0], better[0])
+            for rest, cells in gaps.items():
+                test = trend_test(cells)
+                means = ", ".join(f"{axis.cell(x)}: {statistics.fmean(gap):.3g} (n={len(gap)})"
+                                  for x, gap in sorted(cells.items()) if gap)
+                rows.append([trend.text, context_label(rest), means, *test.cells(), test.verdict])
+        if rows:
+            header = ["claim", "runs", f"mean gap of final metric by {axis.by}", axis.statistic,
+                      f"95% CI of {axis.statistic.split(' ')[0]}", "p (one-sided)", "Pearson r", "verdict"]
+            tables.append(Table(header, rows))
+    return [*tables, Text(TREND_RULE)] if tables else []
 
 
 def value_at(run: Run, epoch: int) -> float | None:
@@ -468,7 +502,10 @@ def section(runs: list[Run], out: Path, threshold: float | None = None) -> Secti
              "reached it, which the mean leaves out. s/epoch is each run's median epoch time; ‖∇D‖ and the layer "
              "norms are from the last diagnostics; max σ̂ error is the largest |σ̂/σ − 1| of the method's own "
              "estimates over layers and evaluations; final ÷ noise floor (toy runs) is each run's final W1 over the "
-             "floor of its setting: 1 is a generator as good as the data's own sampling noise."
+             "floor of its setting: 1 is a generator as good as the data's own sampling noise. Class-conditional runs "
+             "(task.conditional=true) add the final intra-class metric (the metric between each class's generated "
+             "and real samples, averaged over classes) and class consistency (the share of generated samples that "
+             "the dataset's classifier, or the nearest mode on toy mixtures, assigns to the class requested)."
              + "".join(f" published: {source}. Its setting: {setting}"
                        for source, setting in dict.fromkeys((match.source, match.setting) for match in matches)))
     palette = Palette(groups)
