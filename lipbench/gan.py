@@ -1,4 +1,5 @@
 """The GAN task: the same critic/generator step for every Lipschitz method, loss and dataset, and its evaluation."""
+import functools
 from pathlib import Path
 
 import torch
@@ -7,24 +8,32 @@ from torch import nn
 
 from lipbench import LipbenchError
 from lipbench.config import build, require_model_fits
+from lipbench.fast import FastMode, eager_penalties
 from lipbench.methods import LipschitzMethod
 from lipbench.metrics import build_metric
 from lipbench.progress import warn
 
 
 def autocast(device: torch.device, amp: str):
-    """bf16 autocast when train.amp=bf16 (no GradScaler needed: bf16 has fp32's exponent range)."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp == "bf16")
+    """bf16 autocast when train.amp=bf16 (no GradScaler needed: bf16 has fp32's exponent range).
+
+    Its cache of bf16 weight copies is off: it is unsafe under CUDA-graph capture (train.cuda_graph), and a step
+    casts each weight at most twice (GP's second forward).
+    """
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp == "bf16", cache_enabled=False)
 
 
-def critic_step(critic, generator, method, loss, opt_d, real, batch_size, amp="none"):
-    """One critic update; returns detached (critic loss, Wasserstein estimate, penalty)."""
+def critic_step(critic, generator, method, loss, opt_d, latent_shape, amp, real):
+    """One critic update; returns detached (critic loss, Wasserstein estimate, penalty). `critic` and `generator`
+    may be compiled (train.compile): a compiled critic holds the same layers for the hooks, and the penalty runs it
+    eagerly."""
     with autocast(real.device, amp):
         with torch.no_grad():
-            fake = generator(torch.randn(batch_size, generator.latent_dim, device=real.device))
+            fake = generator(torch.randn(latent_shape, device=real.device))
         # Real and fake in one forward: half the kernel launches, and SN's u advances once per step, not twice.
         d_real, d_fake = critic(torch.cat([real, fake])).float().chunk(2)
-        penalty = method.penalty(critic, real, fake)
+        with eager_penalties():
+            penalty = method.penalty(critic, real, fake)
         loss_d = loss.critic(d_real, d_fake) + penalty
     opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
@@ -33,16 +42,16 @@ def critic_step(critic, generator, method, loss, opt_d, real, batch_size, amp="n
     return loss_d.detach(), (d_real.mean() - d_fake.mean()).detach(), penalty.detach()
 
 
-def generator_step(critic, generator, loss, opt_g, batch_size, device, amp="none"):
-    """One generator update through a frozen critic; returns the detached generator loss."""
+def generator_step(critic, generator, loss, opt_g, latent_shape, device, amp):
+    """One generator update through a frozen critic; returns (the detached generator loss,)."""
     critic.requires_grad_(False)  # no critic weight gradients are needed here: skip computing them
     with autocast(device, amp):
-        loss_g = loss.generator(critic(generator(torch.randn(batch_size, generator.latent_dim, device=device))).float())
+        loss_g = loss.generator(critic(generator(torch.randn(latent_shape, device=device))).float())
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     opt_g.step()
     critic.requires_grad_(True)
-    return loss_g.detach()
+    return (loss_g.detach(),)
 
 
 def warn_about_setup(critic: nn.Module, steps_per_epoch: int, n_critic: int) -> None:
@@ -74,24 +83,29 @@ class GANTraining:
         if cfg.train.channels_last:  # NHWC convolutions are faster on tensor-core GPUs
             self.generator = self.generator.to(memory_format=torch.channels_last)
             self.critic = self.critic.to(memory_format=torch.channels_last)
-        self.opt_g = build(cfg, "optim")(self.generator.parameters())
-        self.opt_d = build(cfg, "optim")(self.critic.parameters())
+        self.fast = FastMode.resolve(cfg.train, device, method)
+        self.opt_g = self.fast.optimizer(build(cfg, "optim"), self.generator.parameters())
+        self.opt_d = self.fast.optimizer(build(cfg, "optim"), self.critic.parameters())
         self.stateful = {"generator": self.generator, "critic": self.critic, "opt_g": self.opt_g, "opt_d": self.opt_d}
         self.networks = [self.generator, self.critic]
         self.steps_per_epoch = self.dataset.steps_per_epoch(cfg.train.batch_size)
         warn_about_setup(self.critic, self.steps_per_epoch, cfg.train.n_critic)
+        # The two steps with everything but their inputs bound, compiled and graphed as train.* asks.
+        latent_shape, amp = (cfg.train.batch_size, self.generator.latent_dim), cfg.train.amp
+        critic, generator = self.fast.compiled(self.critic), self.fast.compiled(self.generator)
+        self.critic_step = self.fast.step(functools.partial(
+            critic_step, critic, generator, method, self.loss, self.opt_d, latent_shape, amp))
+        self.generator_step = self.fast.step(functools.partial(
+            generator_step, critic, generator, self.loss, self.opt_g, latent_shape, device, amp))
 
     def epoch(self):
         """`steps_per_epoch` critic steps, with a generator step after every `train.n_critic` of them."""
         tc = self.train_cfg
         for step in range(1, self.steps_per_epoch + 1):
-            real = self.dataset.sample(tc.batch_size)
-            loss_d, w_estimate, penalty = critic_step(self.critic, self.generator, self.method, self.loss, self.opt_d,
-                                                      real, tc.batch_size, tc.amp)
+            loss_d, w_estimate, penalty = self.critic_step(self.dataset.sample(tc.batch_size))
             scalars = {"loss/critic": loss_d, "wasserstein_estimate": w_estimate, "penalty": penalty}
             if step % tc.n_critic == 0:
-                scalars["loss/generator"] = generator_step(self.critic, self.generator, self.loss, self.opt_g,
-                                                           tc.batch_size, self.device, tc.amp)
+                (scalars["loss/generator"],) = self.generator_step()
             yield scalars
 
 
