@@ -68,9 +68,8 @@ class FastMode:
         impl = self.optimizer_impl
         if impl == "fused" and "fused" not in inspect.signature(partial_optimizer.func).parameters:
             impl = "foreach"
-        options = {"fused": impl == "fused", "foreach": impl == "foreach"}
-        if impl == "fused":
-            options.pop("foreach")  # torch refuses fused and foreach together, even foreach=False
+        # Only the one flag: torch refuses fused and foreach together, and RMSprop takes no `fused` at all.
+        options = {"fused": True} if impl == "fused" else {"foreach": impl == "foreach"}
         if self.cuda_graph:
             options["capturable"] = True  # its step counter stays on the GPU, so the update records into a graph
         return partial_optimizer(params, **options)

@@ -145,6 +145,8 @@ def random_fid_inception(path: Path) -> str:
                         ("Mixed_7b", fid_inception.FIDInceptionE_1(1280)),
                         ("Mixed_7c", fid_inception.FIDInceptionE_2(2048))]:
         setattr(net, name, block)
+    for conv in (m for m in net.modules() if isinstance(m, torch.nn.Conv2d)):
+        torch.nn.init.kaiming_normal_(conv.weight)  # torchvision's init, meant for training, shrinks features to ~1e-8
     torch.save(net.state_dict(), path)
     return str(path)
 
@@ -154,6 +156,6 @@ def test_fid_features_on_cuda_equal_those_on_cpu(tmp_path):
     images = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     on_cpu = InceptionFeatures(weights, "cpu")(images)
     on_gpu = InceptionFeatures(weights, CUDA)(images.to(CUDA)).cpu()
-    assert on_cpu.shape == (8, 2048) and on_cpu.std() > 0
+    assert on_cpu.shape == (8, 2048) and on_cpu.std() > 0.01
     # cuDNN's convolutions run in TF32 by default (torch.backends.cudnn.allow_tf32), and sum in another order.
-    torch.testing.assert_close(on_gpu, on_cpu, rtol=1e-2, atol=1e-3)
+    torch.testing.assert_close(on_gpu, on_cpu, rtol=1e-2, atol=1e-2 * on_cpu.abs().max().item())
