@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # Extra arguments for `make bench`, e.g. BENCH_ARGS="--device cuda --fid-weights PATH"
 WORKERS ?= 2
 
-.PHONY: install browser test test-all bench clean
+.PHONY: install browser test test-all bench gpu-bundle clean
 
 install: $(VENV)/.installed browser
 
@@ -33,6 +33,10 @@ test-all: install
 
 bench: install
 	$(BIN)/python -m lipbench.bench $(BENCH_ARGS)
+
+# .gpu/: what a bare GPU machine needs beside its PyTorch (README "Running on a GPU").
+gpu-bundle: install
+	PYTHON=$(BIN)/python scripts/gpu_bundle.sh
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

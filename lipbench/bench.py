@@ -1,21 +1,31 @@
-"""`make bench`: time per critic step of every method as a ratio to `none`, all measured in one run.
+"""`make bench`: time per critic step of every method, eager and in the fast mode, as a ratio to `none`, all measured
+in one run; on CUDA also each one's peak GPU memory, and FID feature extraction in images/s.
 
-Rounds are interleaved across methods (round-robin) so that background load slows every method alike, and the median
+Rounds are interleaved across methods and modes (round-robin) so that background load slows all alike, and the median
 round is reported.
 """
 import argparse
 import itertools
 import statistics
 import time
+from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
 
 from lipbench.config import CONFIG_DIR
+from lipbench.fast import GRAPH_WARMUP_STEPS
 from lipbench.gan import GANTraining
 from lipbench.training import build_method, resolve_device, synchronize
 
-METHODS = ["none", "clip", "fro_clip", "gp", "gp_relu", "fro_penalty", "sn", "sn_projection", "sn_conv"]
+# Every method in conf/method/, in a fixed order: the baseline first, then the constraints, then the penalties.
+METHODS = sorted((p.stem for p in Path(CONFIG_DIR, "method").glob("*.yaml")), key=lambda m: (m != "none", m))
+# The two modes every method is timed in: every fast-mode option off, and the defaults (lipbench/fast.py), since a
+# speed claim about methods must hold in both.
+MODES = {"eager": ["train.optimizer_impl=for_loop", "train.compile=false", "train.cuda_graph=false"],
+         "fast": ["train.optimizer_impl=auto", "train.compile=auto", "train.cuda_graph=auto"]}
+# A CIFAR-10 epoch: one critic pass over the 50k training images at the paper's batch of 64.
+CIFAR_EPOCH_STEPS = 50_000 // 64
 
 
 def stepper(overrides: list[str], device: torch.device):
@@ -43,28 +53,63 @@ def forever(training: GANTraining):
         yield from training.epoch()
 
 
-def bench_case(name: str, overrides: list[str], device: torch.device, steps: int, rounds: int) -> None:
-    """Print seconds per critic step and the ratio to `none` for every method on one model/dataset."""
-    runners = {m: stepper([*overrides, f"method={m}"], device) for m in METHODS}
-    for run in runners.values():
-        run(max(steps // 5, 2))  # warm-up: allocator, cuDNN autotuning, SN's u
-    times = {m: [] for m in METHODS}
-    for _ in range(rounds):
-        for method, run in runners.items():
-            times[method].append(run(steps))
-    median = {m: statistics.median(t) for m, t in times.items()}
-    print(f"\n{name} on {device} ({steps} critic steps x {rounds} interleaved rounds, median)")
-    print(f"{'method':<15}{'ms/step':>10}{'ratio to none':>16}")
-    for method in METHODS:
-        print(f"{method:<15}{1000 * median[method]:>10.2f}{median[method] / median['none']:>16.2f}")
+def warmed_up(overrides: list[str], device: torch.device, steps: int):
+    """A stepper after `steps` untimed steps (allocator, cuDNN autotuning, compilation, graph capture, SN's u), and
+    the GPU memory its training took at its peak (MiB; None on a CPU)."""
+    if device.type != "cuda":
+        run = stepper(overrides, device)
+        run(steps)
+        return run, None
+    synchronize(device)
+    before = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    run = stepper(overrides, device)
+    run(steps)
+    return run, (torch.cuda.max_memory_allocated(device) - before) / 2**20
 
 
-# Case -> (overrides, critic steps per round on CPU, on GPU). A full-width DCGAN step takes seconds on a CPU.
+def bench_case(name: str, overrides: list[str], methods: list[str], device: torch.device, steps: int,
+               rounds: int) -> None:
+    """Print ms per critic step and the ratio to `none` of every method on one model/dataset, eager and fast."""
+    warmup = max(steps // 5, GRAPH_WARMUP_STEPS + 2)  # past the graphs' eager steps and their capture
+    runners, peak = {}, {}
+    for method, mode in itertools.product(methods, MODES):
+        runners[method, mode], peak[method, mode] = warmed_up([*overrides, f"method={method}", *MODES[mode]], device,
+                                                              warmup)
+    times = {key: [] for key in runners}
+    for _ in range(rounds):  # interleaved, so that background load slows every method and mode alike
+        for key, run in runners.items():
+            times[key].append(run(steps))
+    ms = {key: 1000 * statistics.median(t) for key, t in times.items()}
+    base = methods[0]
+    print(f"\n{name} on {device} ({steps} critic steps x {rounds} interleaved rounds, median; a critic step includes "
+          f"its share of generator steps; ratio to {base} in the same mode)")
+    header = "".join(f"{mode + ' ms/step':>16}{'ratio':>7}" for mode in MODES) + f"{'fast/eager':>12}"
+    if device.type == "cuda":
+        header += "".join(f"{mode + ' peak MiB':>16}" for mode in MODES)
+    print(f"{'method':<15}{header}")
+    for method in methods:
+        row = "".join(f"{ms[method, mode]:>16.3f}{ms[method, mode] / ms[base, mode]:>7.2f}" for mode in MODES)
+        row += f"{ms[method, 'fast'] / ms[method, 'eager']:>12.2f}"
+        if device.type == "cuda":
+            row += "".join(f"{peak[method, mode]:>16.1f}" for mode in MODES)
+        print(f"{method:<15}{row}")
+    if "cifar" in name:
+        print(f"a CIFAR-10 epoch ({CIFAR_EPOCH_STEPS} critic steps at batch 64), from the step times above: "
+              + ", ".join(f"{m} {CIFAR_EPOCH_STEPS * ms[m, 'fast'] / 1000:.1f} s fast / "
+                          f"{CIFAR_EPOCH_STEPS * ms[m, 'eager'] / 1000:.1f} s eager" for m in methods))
+
+
+# Case -> (overrides, critic steps per round on CPU (None: a GPU case, run on a CPU only when named), on GPU).
+# Images come from scikit-learn's digits (no files), upscaled: 1 channel where CIFAR-10 and CelebA have 3.
 CASES = {
     "toy2d-mlp": (["dataset=toy2d", "model=mlp"], 100, 200),
     # The digits scale's narrow DCGAN at 16x16: convolutions (where sn_conv differs from sn) at a CPU-sized cost.
     "dcgan16": (["scale=digits"], 20, 100),
-    "dcgan32": (["dataset=digits", "dataset.image_size=32", "model=dcgan", "train.batch_size=64"], 3, 50),
+    # The SNGAN paper's standard CNN and ResNet at CIFAR-10's size and batch (width 64, latent 128).
+    "dcgan32-cifar": (["dataset=digits", "dataset.image_size=32", "model=dcgan", "train.batch_size=64"], None, 100),
+    "resnet32": (["dataset=digits", "dataset.image_size=32", "model=resnet", "train.batch_size=64"], None, 50),
+    "dcgan64": (["dataset=digits", "dataset.image_size=64", "model=dcgan", "train.batch_size=64"], None, 50),
 }
 
 
@@ -98,14 +143,18 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--steps", type=int, default=None, help="critic steps per round (default: per case)")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--cases", nargs="*", default=None, choices=list(CASES),
+                        help="default: every case on a GPU, the CPU-sized ones on a CPU")
+    parser.add_argument("--methods", nargs="*", default=METHODS, choices=METHODS,
+                        help="default: all; the first is the baseline of the ratios")
     parser.add_argument("--fid-weights", default=None, help="pytorch-fid Inception weights (default: torch hub cache)")
     args = parser.parse_args()
     device = resolve_device(args.device)
-    for case in args.cases:
+    cuda = device.type == "cuda"
+    for case in args.cases or [c for c, (_, cpu_steps, _) in CASES.items() if cuda or cpu_steps]:
         overrides, cpu_steps, gpu_steps = CASES[case]
-        steps = args.steps or (gpu_steps if device.type == "cuda" else cpu_steps)
-        bench_case(case, overrides, device, steps, args.rounds)
+        steps = args.steps or (gpu_steps if cuda else cpu_steps or 3)
+        bench_case(case, overrides, args.methods, device, steps, args.rounds)
     bench_fid_features(args.fid_weights, device, 200 if device.type == "cuda" else 20, args.rounds)
 
 

@@ -5,6 +5,7 @@ Methods see the classifier through the same hooks as a GAN critic: `wrap` and `a
 `penalty` gets the per-sample training loss as a function of the input (a module holding the model, so weight
 penalties find its layers) with real = fake = the batch: the gradient penalty becomes an input-gradient penalty.
 """
+import functools
 from pathlib import Path
 
 import torch
@@ -14,6 +15,7 @@ from omegaconf import DictConfig
 from lipbench import LipbenchError, require
 from lipbench.config import build
 from lipbench.data.images import to_inputs
+from lipbench.fast import FastMode, eager_penalties
 from lipbench.methods import LipschitzMethod
 from lipbench.metrics.classification import ClassifierEvaluator
 from lipbench.models.classifier import LabelledObjective, per_sample_loss
@@ -21,9 +23,11 @@ from lipbench.training import lr_schedule
 
 
 def train_step(model, method, optimizer, x, y):
-    """One optimizer step on cross-entropy plus the method's penalty; returns detached (loss, penalty)."""
+    """One optimizer step on cross-entropy plus the method's penalty; returns detached (loss, penalty). `model` may
+    be compiled (train.compile): it holds the same layers for the hooks, and the penalty runs it eagerly."""
     loss = F.cross_entropy(model(x), y)
-    penalty = method.penalty(LabelledObjective(model, y, per_sample_loss), x, x)
+    with eager_penalties():
+        penalty = method.penalty(LabelledObjective(model, y, per_sample_loss), x, x)
     optimizer.zero_grad(set_to_none=True)
     (loss + penalty).backward()
     optimizer.step()
@@ -60,8 +64,11 @@ class ClassifyTask:
         self.evaluator = ClassifierEvaluator((self.images, self.labels), test_set, device, **cfg.eval)
         self.diagnostics = build(cfg, "diagnostics", seed=cfg.seed)
         self.model = method.wrap(build(cfg, "model.classifier", num_classes=dataset.num_classes)).to(device)
-        self.optimizer = build(cfg, "optim")(self.model.parameters())
+        self.fast = FastMode.resolve(cfg.train, device, method)
+        self.optimizer = self.fast.optimizer(build(cfg, "optim"), self.model.parameters())
         self.lr = lr_schedule(self.optimizer, cfg.train.lr_decay, cfg.train.epochs * self.steps_per_epoch)
+        self.train_step = self.fast.step(functools.partial(train_step, self.fast.compiled(self.model), method,
+                                                           self.optimizer))
         self.stateful = {"model": self.model, "optimizer": self.optimizer, "lr": self.lr}
         self.networks = [self.model]
         self.primary, self.protocol = self.evaluator.primary, self.evaluator.protocol
@@ -72,7 +79,7 @@ class ClassifyTask:
         for index in order[:self.steps_per_epoch * self.batch_size].view(self.steps_per_epoch, -1):
             x = to_inputs(self.images[index].to(self.device, non_blocking=True))
             y = self.labels[index].to(self.device, non_blocking=True)
-            loss, penalty = train_step(self.model, self.method, self.optimizer, x, y)
+            loss, penalty = self.train_step(x, y)
             self.lr.step()
             yield {"loss/cross_entropy": loss, "penalty": penalty}
 

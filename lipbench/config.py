@@ -6,6 +6,7 @@ from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from lipbench import LipbenchError, is_int, is_number, require
+from lipbench.fast import OPTIMIZER_IMPLS
 
 # The configs live at the top of the repo (conf/), beside the package; an absolute path works from any cwd.
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
@@ -65,6 +66,11 @@ def validate(cfg: DictConfig) -> None:
         require(cfg.train.amp in ("none", "bf16"), "train.amp", cfg.train.amp, "none or bf16")
         require(isinstance(cfg.train.channels_last, bool), "train.channels_last", cfg.train.channels_last,
                 "true or false")
+    require(cfg.train.optimizer_impl in OPTIMIZER_IMPLS, "train.optimizer_impl", cfg.train.optimizer_impl,
+            " or ".join(OPTIMIZER_IMPLS))
+    for key in ("compile", "cuda_graph"):
+        require(cfg.train[key] == "auto" or isinstance(cfg.train[key], bool), f"train.{key}", cfg.train[key],
+                "auto, true or false")
     require(is_number(cfg.optim.get("lr")) and cfg.optim.lr > 0, "optim.lr", cfg.optim.get("lr"),
             "a finite number > 0")
     if "betas" in cfg.optim:

@@ -1,4 +1,5 @@
 """The GAN task: the same critic/generator step for every Lipschitz method, loss and dataset, and its evaluation."""
+import functools
 from pathlib import Path
 
 import torch
@@ -7,6 +8,7 @@ from torch import nn
 
 from lipbench import LipbenchError
 from lipbench.config import build, require_model_fits
+from lipbench.fast import FastMode, eager_penalties
 from lipbench.methods import LipschitzMethod
 from lipbench.metrics import build_metric
 from lipbench.models import given, with_labels
@@ -15,12 +17,18 @@ from lipbench.training import lr_schedule
 
 
 def autocast(device: torch.device, amp: str):
-    """bf16 autocast when train.amp=bf16 (no GradScaler needed: bf16 has fp32's exponent range)."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp == "bf16")
+    """bf16 autocast when train.amp=bf16 (no GradScaler needed: bf16 has fp32's exponent range).
+
+    Its cache of bf16 weight copies is off: it is unsafe under CUDA-graph capture (train.cuda_graph), and a step
+    casts each weight at most twice (GP's second forward).
+    """
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp == "bf16", cache_enabled=False)
 
 
-def critic_step(critic, generator, method, loss, opt_d, real, batch_size, amp="none", labels=None):
-    """One critic update; returns detached (critic loss, Wasserstein estimate, penalty).
+def critic_step(critic, generator, method, loss, opt_d, latent_shape, amp, real, labels=None):
+    """One critic update; returns detached (critic loss, Wasserstein estimate, penalty). `critic` and `generator`
+    may be compiled (train.compile): a compiled critic holds the same layers for the hooks, and the penalty runs it
+    eagerly.
 
     Class-conditional (`labels` of the real batch): the fakes are generated with the real batch's labels, so that a
     penalty pairing real[i] with fake[i] (GP's interpolates) pairs samples of the same class, and the method sees
@@ -28,11 +36,12 @@ def critic_step(critic, generator, method, loss, opt_d, real, batch_size, amp="n
     """
     with autocast(real.device, amp):
         with torch.no_grad():
-            fake = generator(torch.randn(batch_size, generator.latent_dim, device=real.device), *given(labels))
+            fake = generator(torch.randn(latent_shape, device=real.device), *given(labels))
         # Real and fake in one forward: half the kernel launches, and SN's u advances once per step, not twice.
         both = given(None if labels is None else labels.repeat(2))
         d_real, d_fake = critic(torch.cat([real, fake]), *both).float().chunk(2)
-        penalty = method.penalty(with_labels(critic, labels), real, fake)
+        with eager_penalties():
+            penalty = method.penalty(with_labels(critic, labels), real, fake)
         loss_d = loss.critic(d_real, d_fake) + penalty
     opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
@@ -41,18 +50,18 @@ def critic_step(critic, generator, method, loss, opt_d, real, batch_size, amp="n
     return loss_d.detach(), (d_real.mean() - d_fake.mean()).detach(), penalty.detach()
 
 
-def generator_step(critic, generator, loss, opt_g, batch_size, device, amp="none", labels=None):
-    """One generator update through a frozen critic (for the requested `labels` when conditional); returns the
-    detached generator loss."""
+def generator_step(critic, generator, loss, opt_g, latent_shape, device, amp, labels=None):
+    """One generator update through a frozen critic (for the requested `labels` when conditional); returns (the
+    detached generator loss,)."""
     critic.requires_grad_(False)  # no critic weight gradients are needed here: skip computing them
     with autocast(device, amp):
-        z = torch.randn(batch_size, generator.latent_dim, device=device)
+        z = torch.randn(latent_shape, device=device)
         loss_g = loss.generator(critic(generator(z, *given(labels)), *given(labels)).float())
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     opt_g.step()
     critic.requires_grad_(True)
-    return loss_g.detach()
+    return (loss_g.detach(),)
 
 
 def warn_about_setup(critic: nn.Module, steps_per_epoch: int, n_critic: int) -> None:
@@ -86,8 +95,9 @@ class GANTraining:
         if cfg.train.channels_last:  # NHWC convolutions are faster on tensor-core GPUs
             self.generator = self.generator.to(memory_format=torch.channels_last)
             self.critic = self.critic.to(memory_format=torch.channels_last)
-        self.opt_g = build(cfg, "optim")(self.generator.parameters())
-        self.opt_d = build(cfg, "optim")(self.critic.parameters())
+        self.fast = FastMode.resolve(cfg.train, device, method)
+        self.opt_g = self.fast.optimizer(build(cfg, "optim"), self.generator.parameters())
+        self.opt_d = self.fast.optimizer(build(cfg, "optim"), self.critic.parameters())
         self.steps_per_epoch = self.dataset.steps_per_epoch(cfg.train.batch_size)
         epochs, decay = cfg.train.epochs, cfg.train.lr_decay
         self.lr_d = lr_schedule(self.opt_d, decay, epochs * self.steps_per_epoch)
@@ -96,22 +106,27 @@ class GANTraining:
                          "lr_g": self.lr_g, "lr_d": self.lr_d}
         self.networks = [self.generator, self.critic]
         warn_about_setup(self.critic, self.steps_per_epoch, cfg.train.n_critic)
+        # The two steps with everything but their inputs bound, compiled and graphed as train.* asks.
+        latent_shape, amp = (cfg.train.batch_size, self.generator.latent_dim), cfg.train.amp
+        critic, generator = self.fast.compiled(self.critic), self.fast.compiled(self.generator)
+        self.critic_step = self.fast.step(functools.partial(
+            critic_step, critic, generator, method, self.loss, self.opt_d, latent_shape, amp))
+        self.generator_step = self.fast.step(functools.partial(
+            generator_step, critic, generator, self.loss, self.opt_g, latent_shape, device, amp))
 
     def epoch(self):
         """`steps_per_epoch` critic steps, with a generator step after every `train.n_critic` of them."""
         tc = self.train_cfg
         for step in range(1, self.steps_per_epoch + 1):
-            real, labels = (self.dataset.sample_labelled(tc.batch_size) if self.conditional
-                            else (self.dataset.sample(tc.batch_size), None))
-            loss_d, w_estimate, penalty = critic_step(self.critic, self.generator, self.method, self.loss, self.opt_d,
-                                                      real, tc.batch_size, tc.amp, labels)
+            # Conditional: the real batch's labels, and for the generator's step labels drawn as the data's classes.
+            batch = (self.dataset.sample_labelled(tc.batch_size) if self.conditional
+                     else (self.dataset.sample(tc.batch_size),))
+            loss_d, w_estimate, penalty = self.critic_step(*batch)
             self.lr_d.step()
             scalars = {"loss/critic": loss_d, "wasserstein_estimate": w_estimate, "penalty": penalty}
             if step % tc.n_critic == 0:
-                # Conditional: labels drawn as the data's classes are, for the samples the generator is judged on.
-                requested = self.dataset.sample_labels(tc.batch_size) if self.conditional else None
-                scalars["loss/generator"] = generator_step(self.critic, self.generator, self.loss, self.opt_g,
-                                                           tc.batch_size, self.device, tc.amp, requested)
+                requested = (self.dataset.sample_labels(tc.batch_size),) if self.conditional else ()
+                (scalars["loss/generator"],) = self.generator_step(*requested)
                 self.lr_g.step()
             yield scalars
 

@@ -60,6 +60,16 @@ def curve(run_dir: Path) -> list[dict]:
             for r in read_metrics(run_dir)]
 
 
+def pytest_collection_modifyitems(config, items):
+    """Skip the tests marked `cuda` where no CUDA device is visible (CI, the CPU development machine)."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (marked cuda)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture
 def shared() -> Path:
     """The ../shared data folder beside the checkout (MNIST raw files, pytorch-fid weights); skip if absent."""

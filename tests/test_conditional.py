@@ -129,8 +129,8 @@ def test_gp_under_conditioning_interpolates_only_between_a_real_and_a_fake_of_th
     real = centres[labels] + 0.1 * torch.randn(8, 2)
     critic = RecordingCritic(3)
     opt = torch.optim.SGD(critic.parameters(), lr=0.0)
-    critic_step(critic, ClassCentres(centres), GradientPenalty(weight=10.0), Wasserstein("wasserstein"), opt, real,
-                8, labels=labels)
+    critic_step(critic, ClassCentres(centres), GradientPenalty(weight=10.0), Wasserstein("wasserstein"), opt, (8, 2),
+                "none", real, labels)
     (scored, scored_labels), (interpolates, interpolate_labels) = critic.calls
     fake = scored[8:]
     assert torch.equal(fake, centres[labels]) and torch.equal(scored_labels, labels.repeat(2))

@@ -36,7 +36,7 @@ def train_critic(method, steps: int = 30) -> nn.Module:
     generator, critic = MLPGenerator(hidden=32), method.wrap(MLPCritic(hidden=32))
     opt = torch.optim.Adam(critic.parameters(), lr=1e-2)
     for _ in range(steps):
-        critic_step(critic, generator, method, Wasserstein("wasserstein"), opt, torch.randn(64, 2) + 2, 64)
+        critic_step(critic, generator, method, Wasserstein("wasserstein"), opt, (64, 2), "none", torch.randn(64, 2) + 2)
     return critic
 
 

@@ -20,6 +20,9 @@ class LipschitzMethod:
 
     # The tasks (task.name) whose loop may use this method; a critic-only method narrows it to ("gan",).
     tasks = ("gan", "classify")
+    # Whether a CUDA graph can record a step that calls the hooks (train.cuda_graph): they launch GPU work only,
+    # with no value read on the host (no Python branch on a tensor, no op that syncs) and static shapes.
+    capturable = True
 
     def __init__(self, name: str):
         self.name = name

@@ -81,6 +81,8 @@ class ConvSpectralNormalization(SpectralNormalization):
     """`sn_conv`: every convolution (transposed ones too) divided by its operator norm's power-iteration estimate,
     gradients through it; Linear layers as in `sn`."""
 
+    capturable = False  # each forward's eigh (the Ritz rotation) checks its result on the host
+
     def __init__(self, name: str = "sn_conv", power_iterations: int = 1, vectors: int = 8):
         super().__init__(name, power_iterations)
         require(is_int(vectors) and vectors >= 1, "method.vectors", vectors, "an integer >= 1")

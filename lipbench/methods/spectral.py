@@ -70,6 +70,8 @@ class SpectralProjection(PowerIterationMethod):
     sigma comes from `power_iterations` iterations started afresh from an all-ones vector at every step.
     """
 
+    capturable = False  # after_step branches on sigma's value (the degenerate all-ones start)
+
     def __init__(self, name: str = "sn_projection", power_iterations: int = 5):
         super().__init__(name, power_iterations)
 
