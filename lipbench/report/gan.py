@@ -59,6 +59,15 @@ def reach(run: Run, threshold: float | None, key: str) -> float | None:
     return next((r[key] for r in reached), None)
 
 
+def reach_or_end(run: Run, threshold: float | None, key: str) -> float | None:
+    """`reach` for a claim's test: a complete run that never got to the threshold counts as getting there at its
+    last record (a lower bound of when it would have: its run ended first), not as missing."""
+    reached = reach(run, threshold, key)
+    if reached is not None or run.status != "complete" or threshold is None:
+        return reached
+    return max((r[key] for r in run.records if finite(r.get(key))), default=None)
+
+
 def final_metric(run: Run) -> float | None:
     """The run's final quality (complete runs only)."""
     return run.quality("final_metric")
@@ -120,6 +129,10 @@ STATISTICS = {
 }
 
 
+# What a claim's test takes of a threshold statistic: a run that never reached it counts at its end (reach_or_end).
+TESTED = {**STATISTICS,
+          "epochs_to_threshold": ("epochs to thr", lambda run, threshold: reach_or_end(run, threshold, "epoch")),
+          "seconds_to_threshold": ("s to thr", lambda run, threshold: reach_or_end(run, threshold, "time/train_s"))}
 # The statistics a diverged run has no value of: in a claim's test it counts as the worst value instead.
 QUALITY = {"final", "best", "epochs_to_threshold", "seconds_to_threshold"}
 
@@ -325,7 +338,7 @@ def claims_blocks(groups: list[Group], thresholds: dict) -> list:
 
         def cell(group: Group, picked_of: int = 1) -> tuple[str, Sample]:
             """A side's label with its spread of the claim's statistic, and its runs' values for the test."""
-            value = STATISTICS[claim.statistic][1]
+            value = TESTED[claim.statistic][1]
             best = f" (best of {picked_of})" if picked_of > 1 else ""
             text = statistic_cell(group, claim.statistic, spread(group, claim.statistic, threshold), threshold)
             return (f"{group.arm}{best}: {text}",

@@ -282,7 +282,9 @@ VERDICT_RULE = (
     "its mean distance to the number and a sign-flip permutation test. A claim is supported when the interval lies "
     f"above 0 and p < {ALPHA}, not supported when the interval lies below 0, and inconclusive otherwise (or with "
     "fewer than 2 runs a side). A run that diverged counts as the worst value measured in the comparison (the "
-    "highest, on either side), not as missing; unfinished runs are left out. With 3 runs a side the smallest "
+    "highest, on either side), not as missing; a complete run that never reached a threshold counts as reaching it "
+    "at its last epoch (a lower bound: the run ended first); unfinished runs are left out. With 3 runs a side the "
+    "smallest "
     "possible p is 1/20 = 0.05, so a verdict needs at least 4 runs a side: the claim presets run 5 seeds.")
 
 
