@@ -316,3 +316,22 @@ def test_many_classes_report_tests_the_conditional_gap_against_the_unconditional
     assert float(growth["task.conditional=False"][3]) == pytest.approx(0.0, abs=1e-4)
     assert growth["task.conditional=False"][-1] != "supported"
     assert "| Δ conditional − unconditional |" in text and "| slope per doubling |" in text
+
+
+def test_runs_with_a_sigma_estimate_get_its_error_and_sigma_over_training_and_others_do_not(tmp_path):
+    for seed in (0, 1):
+        run_dir = tmp_path / "sn" / str(seed)
+        write_run(run_dir, "sn", ("power_iterations", 1), seed, [1.0, 0.6, 0.4])
+        records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        for r in records:  # an underestimate shrinking over training, and the resulting sigma above 1
+            r.update({"diag/sigma_hat_error/net.0": -0.04 / r["epoch"], "diag/sigma_hat_error/net.2": -0.001,
+                      "diag/sigma/net.0": 1 + 0.04 / r["epoch"], "diag/sigma/net.2": 1.001,
+                      "diag/lipschitz_bound": 1.0})
+        (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    rows, text = report([tmp_path / "sn"], tmp_path / "report")
+    assert (tmp_path / "report" / "sigma_estimates.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert "](sigma_estimates.png)" in text
+    assert float(rows["sn"]["max_sigma_hat_error_mean"]) == pytest.approx(0.04, abs=1e-12)
+    assert float(rows["sn"]["max_layer_sigma_mean"]) == pytest.approx(1 + 0.04 / 3, abs=1e-12)  # at the last epoch
+    _, text = report([gp_sweep(tmp_path / "gp")], tmp_path / "gp_report")
+    assert not (tmp_path / "gp_report" / "sigma_estimates.png").exists() and "sigma_estimates" not in text

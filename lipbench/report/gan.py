@@ -76,7 +76,7 @@ def final_metric(run: Run) -> float | None:
 def max_layer_sigma(run: Run) -> float | None:
     """The largest per-layer sigma at the run's last diagnostics."""
     record = next((r for r in reversed(run.records) if "diag/lipschitz_bound" in r), {})
-    return max((v for k, v in record.items() if k.startswith("diag/sigma/")), default=None)
+    return max_over(record, "diag/sigma/", float)
 
 
 def max_sigma_hat_error(run: Run) -> float | None:
@@ -213,6 +213,53 @@ def plot_epoch_time(groups: list[Group], palette: Palette, path: Path) -> Path:
     ax.set_xticks(range(len(spreads)), [group.label for group, _ in spreads], rotation=35, ha="right", fontsize=8)
     ax.set_ylabel("seconds per epoch"), ax.grid(axis="y", alpha=0.3)
     ax.set_title("Training time per epoch (each run's median; mean ± std over seeds)")
+    return save_figure(fig, path)
+
+
+# The power-iteration figure's panels: a run's per-record value (the largest over its layers), title, reference line.
+SIGMA_PANELS = (
+    (lambda record: max_over(record, "diag/sigma_hat_error/", abs), "the method's own σ̂: max over layers of |σ̂/σ − 1|",
+     0.01),
+    (lambda record: max_over(record, "diag/sigma/", float), "the normalized weights: max over layers of exact σ", 1.0),
+)
+
+
+def max_over(record: dict, prefix: str, value) -> float | None:
+    """The largest value(v) of a record's finite values under `prefix`, or None."""
+    return max((value(v) for k, v in record.items() if k.startswith(prefix) and finite(v)), default=None)
+
+
+def plot_sigma_estimates(groups: list[Group], palette: Palette, path: Path) -> Path | None:
+    """For the methods with a power-iteration estimate (sn, sn_projection, spectral_reg, sn_conv): its error and the
+    exact sigma of the weights the critic uses, against epoch (mean and min-max over seeds); None when no run logged
+    an estimate."""
+    estimated = [g for g in groups if any("diag/sigma_hat_error/" in k for r in g.runs for rec in r.records
+                                          for k in rec)]
+    if not estimated:
+        return None
+    fig, axes = plt.subplots(1, len(SIGMA_PANELS), figsize=(12, 4.5))
+    for ax, (value, title, reference) in zip(axes, SIGMA_PANELS):
+        for group in estimated:
+            by_epoch = defaultdict(list)
+            for run in group.runs:
+                for record in run.records:
+                    if (v := value(record)) is not None:
+                        by_epoch[record["epoch"]].append(v)
+            epochs = sorted(by_epoch)
+            # A min-max band: a mean - std band would cross 0 on the log axis of a spread-out error.
+            ax.plot(epochs, [np.mean(by_epoch[e]) for e in epochs], **palette.line(group))
+            ax.fill_between(epochs, [min(by_epoch[e]) for e in epochs], [max(by_epoch[e]) for e in epochs],
+                            color=palette.colour(group), alpha=0.12, linewidth=0)
+        ax.axhline(reference, color="0.3", linestyle="--", linewidth=1)
+        if "σ̂" in title:
+            ax.set_yscale("log")
+        epoch_axis(ax)
+        ax.grid(alpha=0.3)
+        ax.set_title(title, fontsize=10)
+    fig.suptitle("Power iteration: the estimate's error and the resulting σ over training (mean over seeds, band "
+                 "min–max; dashed: 1% error, σ = 1)")
+    fig.tight_layout()
+    legend_below(fig, axes[0])
     return save_figure(fig, path)
 
 
@@ -528,7 +575,8 @@ def section(runs: list[Run], out: Path, threshold: float | None = None) -> Secti
                plot_metric(groups, palette, "time/train_s", "training seconds (mean over seeds; evaluation excluded)",
                            "Quality against training time", out / "metric_vs_time.png", floors),
                plot_epoch_time(groups, palette, out / "epoch_time.png"),
-               plot_gradient_histograms(groups, palette, out / "grad_norm_hist.png")]
+               plot_gradient_histograms(groups, palette, out / "grad_norm_hist.png"),
+               plot_sigma_estimates(groups, palette, out / "sigma_estimates.png")]
     return Section("GAN runs", summary, results, notes, [*claims_blocks(groups, thresholds), *trend_blocks(groups)],
                    [figure for figure in figures if figure], csv_rows, run_rows(groups, thresholds),
                    samples(groups))
