@@ -89,7 +89,7 @@ def test_table_groups_each_method_strength_with_counts_and_means(runs, tmp_path)
         assert f"]({name}.png)" in text
 
 
-def test_generalization_claim_compares_best_strengths_and_is_inconclusive_on_two_seeds(runs, tmp_path):
+def test_generalization_claim_compares_best_strengths_and_cannot_be_supported_on_two_seeds(runs, tmp_path):
     rows, text = report([runs / "pair", runs / "more"], tmp_path)
     best_l2 = min(["l2 λ=0.001", "l2 λ=0.01"], key=lambda label: float(rows[label]["test_error_mean"]))
     claims = table_rows(text, "spectral_reg generalizes better than l2")
@@ -100,7 +100,8 @@ def test_generalization_claim_compares_best_strengths_and_is_inconclusive_on_two
         assert worse.startswith(f"{best_l2} (best of 2): ")
         mean = float(worse.split(": ")[1].split(" ± ")[0])
         assert mean == pytest.approx(float(rows[best_l2][f"{column}_mean"]), rel=1e-3)
-        assert (p == "-" or float(p) >= 0.166) and verdict == "inconclusive"  # 2 + 2 runs: p >= 1/6
+        # 2 + 2 runs: p >= 1/6, so never "supported"; an interval below 0 still says "not supported".
+        assert (p == "-" or float(p) >= 0.166) and verdict in ("inconclusive", "not supported")
     assert "picked on the test set itself" in text and "optimistic" in text
 
 
