@@ -8,6 +8,7 @@ from lipbench.gan import critic_step
 from lipbench.layers import constrained_layers
 from lipbench.losses import Wasserstein
 from lipbench.methods import (
+    ConvSpectralNormalization,
     GradientPenalty,
     NoConstraint,
     SpectralNormalization,
@@ -135,6 +136,8 @@ def test_interpolation_draws_one_alpha_per_sample():
     (lambda: WeightClipping(c=0), "method.c"),
     (lambda: SpectralNormalization(power_iterations=0), "method.power_iterations"),
     (lambda: SpectralProjection(power_iterations=0), "method.power_iterations"),
+    (lambda: ConvSpectralNormalization(vectors=0), "method.vectors"),
+    (lambda: ConvSpectralNormalization(power_iterations=0), "method.power_iterations"),
 ])
 def test_invalid_values_name_the_key(build, key):
     with pytest.raises(LipbenchError, match=key) as info:
