@@ -7,6 +7,7 @@ round is reported.
 import argparse
 import itertools
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,9 +21,11 @@ from lipbench.training import build_method, resolve_device, synchronize
 
 # Every method in conf/method/, in a fixed order: the baseline first, then the constraints, then the penalties.
 METHODS = sorted((p.stem for p in Path(CONFIG_DIR, "method").glob("*.yaml")), key=lambda m: (m != "none", m))
-# The two modes every method is timed in: every fast-mode option off, and the defaults (lipbench/fast.py), since a
-# speed claim about methods must hold in both.
+# The modes every method is timed in: every fast-mode option off; fused optimizers and CUDA graphs without
+# compilation (what a method that cannot be compiled still gets); and the whole fast mode (lipbench/fast.py). A speed
+# claim about methods must hold in each.
 MODES = {"eager": ["train.optimizer_impl=for_loop", "train.compile=false", "train.cuda_graph=false"],
+         "graphed": ["train.optimizer_impl=auto", "train.compile=false", "train.cuda_graph=auto"],
          "fast": ["train.optimizer_impl=auto", "train.compile=auto", "train.cuda_graph=auto"]}
 # A CIFAR-10 epoch: one critic pass over the 50k training images at the paper's batch of 64.
 CIFAR_EPOCH_STEPS = 50_000 // 64
@@ -70,11 +73,13 @@ def warmed_up(overrides: list[str], device: torch.device, steps: int):
 
 def bench_case(name: str, overrides: list[str], methods: list[str], device: torch.device, steps: int,
                rounds: int) -> None:
-    """Print ms per critic step and the ratio to `none` of every method on one model/dataset, eager and fast."""
+    """Print ms per critic step and the ratio to `none` of every method on one model/dataset, in every mode."""
+    # On a CPU there are no graphs, so `graphed` would time `fast` twice.
+    modes = MODES if device.type == "cuda" else {m: MODES[m] for m in ("eager", "fast")}
     warmup = max(steps // 5, GRAPH_WARMUP_STEPS + 2)  # past the graphs' eager steps and their capture
     runners, peak = {}, {}
-    for method, mode in itertools.product(methods, MODES):
-        runners[method, mode], peak[method, mode] = warmed_up([*overrides, f"method={method}", *MODES[mode]], device,
+    for method, mode in itertools.product(methods, modes):
+        runners[method, mode], peak[method, mode] = warmed_up([*overrides, f"method={method}", *modes[mode]], device,
                                                               warmup)
     times = {key: [] for key in runners}
     for _ in range(rounds):  # interleaved, so that background load slows every method and mode alike
@@ -84,15 +89,15 @@ def bench_case(name: str, overrides: list[str], methods: list[str], device: torc
     base = methods[0]
     print(f"\n{name} on {device} ({steps} critic steps x {rounds} interleaved rounds, median; a critic step includes "
           f"its share of generator steps; ratio to {base} in the same mode)")
-    header = "".join(f"{mode + ' ms/step':>16}{'ratio':>7}" for mode in MODES) + f"{'fast/eager':>12}"
+    header = "".join(f"{mode + ' ms/step':>16}{'ratio':>7}" for mode in modes) + f"{'fast/eager':>12}"
     if device.type == "cuda":
-        header += "".join(f"{mode + ' peak MiB':>16}" for mode in MODES)
+        header += "".join(f"{mode + ' peak MiB':>16}" for mode in modes)
     print(f"{'method':<15}{header}")
     for method in methods:
-        row = "".join(f"{ms[method, mode]:>16.3f}{ms[method, mode] / ms[base, mode]:>7.2f}" for mode in MODES)
+        row = "".join(f"{ms[method, mode]:>16.3f}{ms[method, mode] / ms[base, mode]:>7.2f}" for mode in modes)
         row += f"{ms[method, 'fast'] / ms[method, 'eager']:>12.2f}"
         if device.type == "cuda":
-            row += "".join(f"{peak[method, mode]:>16.1f}" for mode in MODES)
+            row += "".join(f"{peak[method, mode]:>16.1f}" for mode in modes)
         print(f"{method:<15}{row}")
     if "cifar" in name:
         print(f"a CIFAR-10 epoch ({CIFAR_EPOCH_STEPS} critic steps at batch 64), from the step times above: "
@@ -117,8 +122,10 @@ CASES = {
 def bench_fid_features(weights: str | None, device: torch.device, batch_size: int, rounds: int) -> None:
     """Print images/s of FID feature extraction (pytorch-fid InceptionV3 pool3) on 32x32 RGB uint8 images."""
     from lipbench import LipbenchError
-    from lipbench.metrics.fid import InceptionFeatures
+    from lipbench.metrics.fid import InceptionFeatures, write_random_inception
 
+    if weights == "random":
+        weights = write_random_inception(Path(tempfile.mkdtemp()) / "random_inception.pth")
     try:
         features = InceptionFeatures(weights, device)
     except LipbenchError as error:
@@ -147,7 +154,9 @@ def main() -> None:
                         help="default: every case on a GPU, the CPU-sized ones on a CPU")
     parser.add_argument("--methods", nargs="*", default=METHODS, choices=METHODS,
                         help="default: all; the first is the baseline of the ratios")
-    parser.add_argument("--fid-weights", default=None, help="pytorch-fid Inception weights (default: torch hub cache)")
+    parser.add_argument("--fid-weights", default=None,
+                        help="pytorch-fid Inception weights (default: torch hub cache; 'random': random weights, "
+                             "the same speed, where the trained ones are absent)")
     args = parser.parse_args()
     device = resolve_device(args.device)
     cuda = device.type == "cuda"

@@ -25,6 +25,8 @@ OPTIMIZER_IMPLS = ("auto", "fused", "foreach", "for_loop")
 # Eager steps before a CUDA graph is captured: cuDNN autotuning, the optimizer's lazily created state and
 # torch.compile's compilation happen there, never during capture (PyTorch's CUDA graphs notes warm up with 3).
 GRAPH_WARMUP_STEPS = 3
+# Compiled versions of one code object kept before Dynamo falls back to eager (its default is 8): see `compiled`.
+RECOMPILE_LIMIT = 256
 
 
 def eager_penalties():
@@ -82,7 +84,13 @@ class FastMode:
         methods' hooks keep the module itself (its state_dict keys, eval-mode graphs stay untouched)."""
         # Static shapes: every training batch has the same size, and a shape change recompiles rather than
         # generalizes.
-        return torch.compile(module, dynamic=False) if self.compile else module
+        if not self.compile:
+            return module
+        # Dynamo keeps 8 compiled versions of a code object by default, then runs it eagerly without a word. Every
+        # model's forward is one base-class method, so a multirun or `make bench` (many models, methods and
+        # wrappers in one process) would silently stop compiling after the eighth: keep room for all of them.
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
+        return torch.compile(module, dynamic=False)
 
     def step(self, step: Callable) -> Callable:
         """`step(*tensors) -> tuple of tensors`, replayed as one CUDA graph when graphs are on."""

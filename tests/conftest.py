@@ -24,7 +24,9 @@ FAST = ["train.epochs=2", "dataset.steps_per_epoch=20", "train.batch_size=64", "
 def lipbench(cwd: Path, *overrides: str, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run `python -m lipbench OVERRIDES...` in `cwd` (outputs go to cwd/runs) and return the finished process."""
     Path(cwd).mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_MODE": "offline", "WANDB_SILENT": "true",
+    # The repo first, then what the caller's PYTHONPATH holds (the GPU machine's wheels live there).
+    python_path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": python_path, "WANDB_MODE": "offline", "WANDB_SILENT": "true",
            "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "1"}
     proc = subprocess.run([sys.executable, "-m", "lipbench", *overrides], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)

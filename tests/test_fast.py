@@ -28,13 +28,14 @@ LOSS_TOLERANCE = 5e-3
 
 
 def train(overrides: list[str], device: str = "cpu") -> tuple[list[dict], dict]:
-    """The scalars of STEPS critic steps (and the generator steps they imply) and the final weights of both nets."""
+    """The scalars of STEPS critic steps (and the generator steps they imply) and the final parameters of both nets
+    (not buffers: a power iteration's vector swings where the top two singular values are close, as an estimate may)."""
     cfg = composed(*overrides)
     torch.manual_seed(0)
     training = GANTraining(cfg, build_method(cfg), torch.device(device))
     scalars = [{key: value.item() for key, value in step.items()} for step in itertools.islice(training.epoch(), STEPS)]
     weights = {f"{name}.{key}": value.detach().cpu().clone()
-               for name in ("critic", "generator") for key, value in training.stateful[name].state_dict().items()}
+               for name in ("critic", "generator") for key, value in training.stateful[name].named_parameters()}
     return scalars, weights
 
 

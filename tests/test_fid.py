@@ -1,14 +1,16 @@
 """FID through the real pytorch-fid code and weights: distances, the reference cache, offline errors, the evaluator."""
 import urllib.error
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
+from pytorch_fid.fid_score import calculate_frechet_distance
 
 from lipbench import LipbenchError
 from lipbench.metrics import build_metric
 from lipbench.metrics.fid import InceptionFeatures, hub_weights
-from lipbench.metrics.frechet import frechet_distance, reference_statistics, statistics
+from lipbench.metrics.frechet import Stats, frechet_distance, reference_statistics, statistics
 from tests.image_standin import DigitsImages, TinyGenerator
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -71,3 +73,21 @@ def test_fid_evaluator_end_to_end(tmp_path, weights):
     with Image.open(images["samples"]) as grid:
         # An 8x8 grid of 8-px tiles (82 px) drawn at least 4x larger, so small samples are visible.
         assert grid.format == "PNG" and min(grid.size) >= 4 * (2 + 8 * (8 + 2))
+
+
+def test_frechet_distance_matches_the_closed_form_and_pytorch_fid():
+    """Diagonal covariances: |dmu|^2 + sum (sqrt a - sqrt b)^2. pytorch-fid's own function gives the same where this
+    scipy still takes its `disp` argument."""
+    rng = np.random.default_rng(0)
+    mu_a, mu_b = rng.normal(size=16), rng.normal(size=16)
+    var_a, var_b = rng.uniform(0.5, 2, 16), rng.uniform(0.5, 2, 16)
+    a, b = Stats(mu_a, np.diag(var_a)), Stats(mu_b, np.diag(var_b))
+    expected = ((mu_a - mu_b) ** 2).sum() + ((np.sqrt(var_a) - np.sqrt(var_b)) ** 2).sum()
+    assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-9)
+    full = rng.normal(size=(16, 16))
+    c = Stats(mu_b, full @ full.T / 16 + np.eye(16))
+    try:
+        theirs = calculate_frechet_distance(a.mu, a.sigma, c.mu, c.sigma)
+    except TypeError:  # a scipy whose sqrtm() no longer takes `disp`
+        pytest.skip("this scipy's sqrtm refuses pytorch-fid's disp argument")
+    assert frechet_distance(a, c) == pytest.approx(theirs, rel=1e-9)

@@ -36,6 +36,29 @@ def load_inception(weights: str | None) -> InceptionV3:
                             f"put {WEIGHTS_NAME} at {hub_weights()} or set metric.fid.weights=PATH") from None
 
 
+def write_random_inception(path: Path) -> str:
+    """Save pytorch-fid's FID Inception with random weights to `path`: for speed and device checks where the trained
+    weights cannot be had (the GPU machine is offline and they exceed what a call carries); never for a metric."""
+    torch.manual_seed(0)
+    net = pytorch_fid.inception._inception_v3(num_classes=1008, aux_logits=False, weights=None)
+    # fid_inception_v3's blocks, as it swaps them into torchvision's network before loading the trained weights.
+    blocks = pytorch_fid.inception
+    for name, block in [("Mixed_5b", blocks.FIDInceptionA(192, pool_features=32)),
+                        ("Mixed_5c", blocks.FIDInceptionA(256, pool_features=64)),
+                        ("Mixed_5d", blocks.FIDInceptionA(288, pool_features=64)),
+                        ("Mixed_6b", blocks.FIDInceptionC(768, channels_7x7=128)),
+                        ("Mixed_6c", blocks.FIDInceptionC(768, channels_7x7=160)),
+                        ("Mixed_6d", blocks.FIDInceptionC(768, channels_7x7=160)),
+                        ("Mixed_6e", blocks.FIDInceptionC(768, channels_7x7=192)),
+                        ("Mixed_7b", blocks.FIDInceptionE_1(1280)),
+                        ("Mixed_7c", blocks.FIDInceptionE_2(2048))]:
+        setattr(net, name, block)
+    for conv in (m for m in net.modules() if isinstance(m, torch.nn.Conv2d)):
+        torch.nn.init.kaiming_normal_(conv.weight)  # torchvision's init, meant for training, shrinks features to ~1e-8
+    torch.save(net.state_dict(), path)
+    return str(path)
+
+
 class InceptionFeatures:
     """uint8 images -> pool3 features; grayscale is repeated to RGB, pytorch-fid resizes to 299 and rescales."""
 

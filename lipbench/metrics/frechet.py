@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from pytorch_fid.fid_score import calculate_frechet_distance  # noqa: E402
+from scipy import linalg  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
 
 from lipbench import LipbenchError  # noqa: E402
@@ -77,15 +77,31 @@ def stats_problem(stats: Stats) -> str | None:
 
 
 def frechet_distance(a: Stats, b: Stats, fix: str = "compute each from at least 2 finite feature vectors") -> float:
-    """pytorch-fid's Fréchet distance between two Gaussians. Statistics it cannot use are a one-line LipbenchError
-    ending in `fix`, raised before scipy's sqrtm, which can run for hours on a NaN matrix."""
+    """|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2)), as pytorch-fid 0.3's calculate_frechet_distance computes it.
+
+    Statistics it cannot use are a one-line LipbenchError ending in `fix`, raised before scipy's sqrtm, which can run
+    for hours on a NaN matrix. pytorch-fid's own function passes `disp=False` to sqrtm, an argument newer scipy
+    releases removed (a TypeError on the GPU image), so its steps are repeated here: a singular product gets 1e-6 on
+    both diagonals, and an imaginary part of the root's diagonal above 1e-3 is an error, below it dropped noise.
+    """
     for name, stats in (("first", a), ("second", b)):
         problem = stats_problem(stats)
         if problem:
             raise LipbenchError(f"the {name} statistics of a Fréchet distance {problem}: {fix}")
     if a.mu.size != b.mu.size:
         raise LipbenchError(f"Fréchet statistics of {a.mu.size} and of {b.mu.size} features cannot be compared: {fix}")
-    return float(calculate_frechet_distance(a.mu, a.sigma, b.mu, b.sigma))
+    diff = a.mu - b.mu
+    covmean = linalg.sqrtm(a.sigma @ b.sigma)
+    if not np.isfinite(covmean).all():
+        warn("the Fréchet distance's covariance product is singular: 1e-6 added to both diagonals")
+        offset = np.eye(a.sigma.shape[0]) * 1e-6
+        covmean = linalg.sqrtm((a.sigma + offset) @ (b.sigma + offset))
+    if np.iscomplexobj(covmean):
+        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
+            raise LipbenchError(f"the Fréchet distance's matrix square root has an imaginary part of "
+                                f"{np.abs(covmean.imag).max():.3g}: compute the statistics from more samples")
+        covmean = covmean.real
+    return float(diff @ diff + np.trace(a.sigma) + np.trace(b.sigma) - 2 * np.trace(covmean))
 
 
 def save_stats(stats: Stats, path: Path) -> None:
