@@ -39,8 +39,10 @@ def train(overrides: list[str], device: str = "cpu") -> tuple[list[dict], dict]:
     return scalars, weights
 
 
-def assert_same_training(eager: tuple[list[dict], dict], fast: tuple[list[dict], dict], lr: float) -> None:
-    """The same first step, losses within LOSS_TOLERANCE after it, and weights within 2 lr a step, most far closer."""
+def assert_same_training(eager: tuple[list[dict], dict], fast: tuple[list[dict], dict], lr: float,
+                         median: float = 0.01) -> None:
+    """The same first step, losses within LOSS_TOLERANCE after it, and weights within 2 lr a step, half of them within
+    `median` lr."""
     (eager_scalars, eager_weights), (fast_scalars, fast_weights) = eager, fast
     assert fast_scalars[0] == pytest.approx(eager_scalars[0], rel=FIRST_STEP_TOLERANCE, abs=FIRST_STEP_TOLERANCE)
     for step_eager, step_fast in zip(eager_scalars, fast_scalars, strict=True):
@@ -49,7 +51,7 @@ def assert_same_training(eager: tuple[list[dict], dict], fast: tuple[list[dict],
     differences = torch.cat([(fast_weights[k].float() - eager_weights[k].float()).abs().flatten()
                              for k in eager_weights])
     assert differences.max() <= 2 * lr * STEPS
-    assert differences.median() <= lr / 100  # noise in a few weights, not a different training run
+    assert differences.median() <= median * lr  # noise in a few weights, not a different training run
 
 
 @pytest.mark.parametrize("impl", ["foreach", "fused"])
