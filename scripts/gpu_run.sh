@@ -2,15 +2,17 @@
 # Runs on the GPU machine, in the repo root, from the bundle scripts/gpu_bundle.sh built (.gpu/, carried along):
 # installs the wheels (once per machine), unpacks MNIST, then one stage, its log written to $OUT (the device tool
 # brings $OUT back). Stages run one after another in one call: `.gpu/run.sh tests && .gpu/run.sh epoch`.
-#   .gpu/run.sh tests           the `cuda` tests, then the rest of the suite (not slow) with the GPU visible
+#   .gpu/run.sh tests           the `cuda` tests (about 2 minutes on an H100)
+#   .gpu/run.sh suite           the rest of the suite (not slow) with the GPU visible (over 3.5 minutes)
 #   .gpu/run.sh bench [ARGS]    python -m lipbench.bench --device cuda ARGS (e.g. --cases dcgan32-cifar --methods none gp sn)
 #   .gpu/run.sh epoch           CIFAR-10-sized epochs (50k random images in CIFAR-10's own files) of none, gp and sn at
 #                               scale=gpu, eager and in the fast mode (the defaults), with a 10k-sample FID on random
 #                               Inception weights (speed only: the trained ones do not travel)
 #   .gpu/run.sh sweep           a short GPU sweep: none, gp and sn on MNIST with the DCGAN, 2 epochs each
-# Every command is cut at STAGE_S seconds so that its log comes back inside the device call's 10 minutes.
+# Each stage is cut at STAGE_S seconds (default 540) so that its logs come back inside the device call's 10 minutes:
+# give a call one stage, or lower STAGE_S to fit several.
 set -uo pipefail
-STAGE=${1:?usage: .gpu/run.sh tests|bench|epoch|sweep [ARGS]}
+STAGE=${1:?usage: .gpu/run.sh tests|suite|bench|epoch|sweep [ARGS]}
 shift
 OUT=${OUT:-/tmp/lipbench-out}
 STAGE_S=${STAGE_S:-540}
@@ -31,7 +33,8 @@ fi
     > "$OUT/device.txt" 2>&1
 case $STAGE in
     tests)
-        timeout "$STAGE_S" python3 -m pytest -p no:cacheprovider -m cuda -n 0 -rs tests 2>&1 | tee "$OUT/tests_cuda.log"
+        timeout "$STAGE_S" python3 -m pytest -p no:cacheprovider -m cuda -n 4 -rs tests 2>&1 | tee "$OUT/tests_cuda.log" ;;
+    suite)
         timeout "$STAGE_S" python3 -m pytest -p no:cacheprovider -m "not cuda and not slow" -n 12 tests 2>&1 \
             | tee "$OUT/tests_rest.log" ;;
     bench)
@@ -54,7 +57,7 @@ PY
             fast=""  # the defaults: the fast mode
             [ $mode = eager ] && fast="train.optimizer_impl=for_loop train.compile=false train.cuda_graph=false"
             # shellcheck disable=SC2086
-            timeout "$STAGE_S" python3 -m lipbench -m scale=gpu method=none,gp,sn "dataset.root=$DATA/cifar10" \
+            timeout $((STAGE_S / 2)) python3 -m lipbench -m scale=gpu method=none,gp,sn "dataset.root=$DATA/cifar10" \
                 train.epochs=2 metric.fid.weights="$weights" $fast device=cuda "hydra.sweep.dir=/tmp/epoch_$mode" \
                 2>&1 | tee "$OUT/epoch_$mode.log"
         done
@@ -65,5 +68,5 @@ PY
             device=cuda "hydra.sweep.dir=/tmp/sweep" 2>&1 | tee "$OUT/sweep.log"
         tar -czf "$OUT/sweep_runs.tgz" -C /tmp --exclude='*.pt' --exclude=wandb sweep ;;
     *)
-        echo "unknown stage $STAGE: use tests, bench, epoch or sweep" >&2; exit 2 ;;
+        echo "unknown stage $STAGE: use tests, suite, bench, epoch or sweep" >&2; exit 2 ;;
 esac
