@@ -12,7 +12,6 @@ import ot  # noqa: E402
 import torch  # noqa: E402
 
 from lipbench.data.toy2d import HQ_RADIUS, Toy2D  # noqa: E402
-from lipbench.metrics import requested_labels  # noqa: E402
 from lipbench.models import given  # noqa: E402
 
 # PacGAN's protocol: a mode counts as covered when it holds at least this share of its expected sample count.
@@ -70,8 +69,10 @@ def class_statistics(real: torch.Tensor, real_labels: torch.Tensor, fake: torch.
 
 class Toy2DEvaluator:
     """Exact W1 between `num_samples` generated and `num_samples` fresh real points (lower is better), logged with
-    its noise floor (w1/noise_floor in the protocol). Conditional: the points are generated for equal numbers of
-    each mode (the mixtures' own weights), and `class_statistics` adds the per-class numbers."""
+    its noise floor (w1/noise_floor in the protocol). Conditional: each point is generated for a mode drawn at random
+    with the mixture's own (equal) weights, as a real point's mode is, so that the floor holds for conditional runs
+    too (exact shares would remove the real sample's share noise and let a run beat the floor); `class_statistics`
+    adds the per-class numbers."""
 
     primary = "w1"
 
@@ -79,7 +80,7 @@ class Toy2DEvaluator:
                  plot: bool = True):
         self.dataset, self.device, self.seed = dataset, torch.device(device), seed
         self.num_samples, self.plot = int(num_samples), plot
-        self.labels = requested_labels(torch.ones(dataset.num_classes), self.num_samples) if conditional else None
+        self.conditional = conditional
         floor, floor_std = noise_floor(dataset.distribution, dataset.modes, self.num_samples)
         self.protocol = {"w1/num_generated": self.num_samples, "w1/num_reference": self.num_samples,
                          "w1/solver": "exact, POT ot.emd2 (network simplex), euclidean cost",
@@ -92,18 +93,19 @@ class Toy2DEvaluator:
     def __call__(self, generator, critic, epoch: int, run_dir: Path, label: str = ""):
         """Scalars and a scatter-over-contour PNG titled `label`; its own RNG, so evaluating never shifts training's."""
         rng = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-        if self.labels is None:
+        if not self.conditional:
             real = self.dataset.sample(self.num_samples, generator=rng).cpu()
         else:  # the same draws as `sample`, with the mode of each point
             real, real_labels = (t.cpu() for t in self.dataset.sample_labelled(self.num_samples, generator=rng))
         z = torch.randn(self.num_samples, generator.latent_dim, generator=rng).to(self.device)
-        requested = None if self.labels is None else self.labels.to(self.device)
-        fake = generator(z, *given(requested)).float().cpu()
+        labels = (torch.randint(self.dataset.num_classes, (self.num_samples,), generator=rng)
+                  if self.conditional else None)
+        fake = generator(z, *given(None if labels is None else labels.to(self.device))).float().cpu()
         scalars = {"w1": exact_w1(real.double().numpy(), fake.double().numpy())}
         if self.dataset.centers is not None:
             scalars.update(mode_statistics(fake, self.dataset.centers.cpu(), self.dataset.std))
-        if self.labels is not None:
-            scalars.update(class_statistics(real, real_labels, fake, self.labels, self.dataset.centers.cpu()))
+        if self.conditional:
+            scalars.update(class_statistics(real, real_labels, fake, labels, self.dataset.centers.cpu()))
         images = {}
         if self.plot:
             stats = ", ".join(f"{k.replace('_', ' ')} {v:.3g}" for k, v in scalars.items())
@@ -118,12 +120,12 @@ class Toy2DEvaluator:
         lim = float(max(real.abs().max(), 1.0)) * 1.3
         axis = torch.linspace(-lim, lim, 160)
         grid = torch.cartesian_prod(axis, axis)
-        nearest = None if self.labels is None else torch.cdist(grid, self.dataset.centers.cpu()).argmin(dim=1)
+        nearest = None if not self.conditional else torch.cdist(grid, self.dataset.centers.cpu()).argmin(dim=1)
         scores = critic(grid.to(self.device), *given(None if nearest is None else nearest.to(self.device)))
         scores = scores.float().cpu().reshape(len(axis), len(axis))
         fig, ax = plt.subplots(figsize=(6, 5.2), dpi=100)
         levels = ax.contourf(axis.numpy(), axis.numpy(), scores.T.numpy(), levels=20, cmap="viridis", alpha=0.8)
-        score = "critic score D(x)" if self.labels is None else "critic score D(x, nearest mode's class)"
+        score = "critic score D(x)" if not self.conditional else "critic score D(x, nearest mode's class)"
         fig.colorbar(levels, ax=ax, label=score, fraction=0.046, pad=0.04)
         ax.scatter(fake[:, 0], fake[:, 1], s=3, c="orangered", alpha=0.6, linewidths=0, label="generated")
         ax.scatter(real[:, 0], real[:, 1], s=5, c="white", edgecolors="black", linewidths=0.3, label="real")
