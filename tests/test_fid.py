@@ -1,5 +1,6 @@
 """FID through the real pytorch-fid code and weights: distances, the reference cache, offline errors, the evaluator."""
 import urllib.error
+import warnings
 
 import numpy as np
 import pytest
@@ -84,6 +85,11 @@ def test_frechet_distance_matches_the_closed_form_and_pytorch_fid():
     a, b = Stats(mu_a, np.diag(var_a)), Stats(mu_b, np.diag(var_b))
     expected = ((mu_a - mu_b) ** 2).sum() + ((np.sqrt(var_a) - np.sqrt(var_b)) ** 2).sum()
     assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-9)
+    singular = Stats(mu_b, np.diag(np.r_[var_b[:-1], 0.0]))  # a constant feature
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scipy's LinAlgWarning stays out of a run's output
+        assert frechet_distance(a, singular) == pytest.approx(
+            ((mu_a - mu_b) ** 2).sum() + ((np.sqrt(var_a) - np.sqrt(np.r_[var_b[:-1], 0.0])) ** 2).sum(), rel=1e-6)
     full = rng.normal(size=(16, 16))
     c = Stats(mu_b, full @ full.T / 16 + np.eye(16))
     try:

@@ -1,5 +1,6 @@
 """Fréchet distance between feature statistics of generated images and a cached real reference (FID and kin)."""
 import math
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
@@ -91,11 +92,16 @@ def frechet_distance(a: Stats, b: Stats, fix: str = "compute each from at least 
     if a.mu.size != b.mu.size:
         raise LipbenchError(f"Fréchet statistics of {a.mu.size} and of {b.mu.size} features cannot be compared: {fix}")
     diff = a.mu - b.mu
-    covmean = linalg.sqrtm(a.sigma @ b.sigma)
-    if not np.isfinite(covmean).all():
-        warn("the Fréchet distance's covariance product is singular: 1e-6 added to both diagonals")
-        offset = np.eye(a.sigma.shape[0]) * 1e-6
-        covmean = linalg.sqrtm((a.sigma + offset) @ (b.sigma + offset))
+    # Covariances from fewer samples than features, or with a constant feature (a dead ReLU unit), make a singular
+    # product, and newer scipy warns on every call; the root is used as pytorch-fid uses it (kept when finite),
+    # whose disp=False kept scipy quiet. Too few samples get their own warning, once, in the evaluators.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(a.sigma @ b.sigma)
+        if not np.isfinite(covmean).all():
+            warn("the Fréchet distance's covariance product is singular: 1e-6 added to both diagonals")
+            offset = np.eye(a.sigma.shape[0]) * 1e-6
+            covmean = linalg.sqrtm((a.sigma + offset) @ (b.sigma + offset))
     if np.iscomplexobj(covmean):
         if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
             raise LipbenchError(f"the Fréchet distance's matrix square root has an imaginary part of "
