@@ -554,7 +554,8 @@ def section(runs: list[Run], out: Path, threshold: float | None = None) -> Secti
     summary = (f"{len(runs)} runs in {len(groups)} groups. Metric: {', '.join(metrics)} (lower is better). "
                f"{swept_text(swept, runs)} Threshold: {threshold_text}."
                + (f" Noise floor (the mean exact W1 between two independent real samples of the evaluation size; "
-                  f"no run can beat it): {floor_text}." if floors else ""))
+                  f"a generator of the data scores it on average, one that blurs modes the sample cannot resolve "
+                  f"may score below it): {floor_text}." if floors else ""))
     notes = ("Mean ± std over runs (n = runs with a value; one run shows its value alone). final, best and the "
              "threshold columns use complete runs. The threshold is, unless --threshold sets it, the mean metric "
              "that the best group (lowest final mean) had at the first evaluation half-way through its run, so "
