@@ -157,6 +157,11 @@ KILL_POINTS = {
 }
 
 
+def first_run_dir(root: "os.PathLike") -> "os.PathLike | None":
+    """The first run dir under root/runs, once there is one."""
+    return next(iter(sorted((root / "runs").glob("*/*"))), None) if (root / "runs").exists() else None
+
+
 def lines(run: "os.PathLike") -> list[str]:
     """The metrics.jsonl lines written so far."""
     path = run / "metrics.jsonl"
@@ -168,29 +173,33 @@ def test_kills_at_eight_points_leave_the_same_curve_in_metrics_and_in_wandb(tmp_
     settings = [*FAST[2:], "train.epochs=4", "dataset.steps_per_epoch=40", "method=gp", "train.resume=true"]
     lipbench(tmp_path / "straight", *settings)
     (straight,) = run_dirs(tmp_path / "straight")
-    root = tmp_path / "killed"
-    kills = []
+    roots, kills = [tmp_path / "killed_0"], []
     for point, reached in KILL_POINTS.items():
+        root = roots[-1]
         proc = start(root, *settings)
-        found = lambda: next(iter(sorted((root / "runs").glob("*/*"))), None) if (root / "runs").exists() else None
         try:
-            wait_for(lambda: reached(found()), proc, timeout=120)
+            wait_for(lambda: reached(first_run_dir(root)), proc, timeout=120)
         except AssertionError:
             if proc.poll() is None:
                 raise
-            continue  # the run finished before this point could be hit: nothing left to kill
+            # The run completed before this point could be hit (a checkpoint's temporary can come and go unseen):
+            # the points after it are tried on a new run, since resuming a complete run starts another.
+            roots.append(tmp_path / f"killed_{len(roots)}")
+            continue
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         kills.append(point)
     assert len(kills) >= 6, kills  # most points are hit; a fast run can finish before a late one
-    lipbench(root, *settings)
-    (killed,) = run_dirs(root)
-    assert read_summary(killed)["status"] == "complete"
-    assert_same_curve(curve(killed), curve(straight))
-    ids = {p.name.rsplit("-", 1)[-1] for p in killed.glob("wandb/offline-run-*")}
-    assert len(ids) == 1  # one W&B run, resumed each time
-    rows = history(killed)
-    assert sorted(row["_step"] for row in rows) == [1, 2, 3, 4]  # every epoch once
-    expected = {r["epoch"]: r for r in curve(killed)}
-    for row in rows:
-        assert row["loss/critic"] == pytest.approx(expected[row["_step"]]["loss/critic"], rel=1e-9)
+    for root in roots:
+        if not run_dirs(root) or read_summary(run_dirs(root)[0])["status"] != "complete":
+            lipbench(root, *settings)  # the last kill of this root resumed to the end
+        (killed,) = run_dirs(root)
+        assert read_summary(killed)["status"] == "complete"
+        assert_same_curve(curve(killed), curve(straight))
+        ids = {p.name.rsplit("-", 1)[-1] for p in killed.glob("wandb/offline-run-*")}
+        assert len(ids) == 1  # one W&B run, resumed each time
+        rows = history(killed)
+        assert sorted(row["_step"] for row in rows) == [1, 2, 3, 4]  # every epoch once
+        expected = {r["epoch"]: r for r in curve(killed)}
+        for row in rows:
+            assert row["loss/critic"] == pytest.approx(expected[row["_step"]]["loss/critic"], rel=1e-9)
