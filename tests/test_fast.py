@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from lipbench.config import CONFIG_DIR, build
+from lipbench.fast import RECOMPILE_LIMIT
 from lipbench.gan import GANTraining
 from lipbench.layers import constrained_layers
 from lipbench.training import build_method
@@ -68,6 +69,15 @@ def test_the_defaults_on_cpu_are_foreach_adam_eager_models_and_no_graphs():
     training = GANTraining(cfg, build_method(cfg), torch.device("cpu"))
     assert (training.fast.optimizer_impl, training.fast.compile, training.fast.cuda_graph) == ("foreach", False, False)
     assert training.opt_d.defaults["foreach"] is True and not training.opt_d.defaults.get("fused")
+
+
+def test_compiling_keeps_room_for_every_model_of_a_multirun(monkeypatch):
+    """Dynamo's default of 8 compiled versions of one function, after which it runs eagerly without a word, is
+    raised when models are compiled (every model's forward is one base-class method)."""
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 8)
+    cfg = composed(*TOY, "train.compile=true")
+    GANTraining(cfg, build_method(cfg), torch.device("cpu"))
+    assert torch._dynamo.config.recompile_limit == RECOMPILE_LIMIT >= 64
 
 
 @pytest.mark.slow

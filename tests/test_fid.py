@@ -10,7 +10,7 @@ from pytorch_fid.fid_score import calculate_frechet_distance
 
 from lipbench import LipbenchError
 from lipbench.metrics import build_metric
-from lipbench.metrics.fid import InceptionFeatures, hub_weights
+from lipbench.metrics.fid import InceptionFeatures, hub_weights, write_random_inception
 from lipbench.metrics.frechet import Stats, frechet_distance, reference_statistics, statistics
 from tests.image_standin import DigitsImages, TinyGenerator
 
@@ -97,3 +97,12 @@ def test_frechet_distance_matches_the_closed_form_and_pytorch_fid():
     except TypeError:  # a scipy whose sqrtm() no longer takes `disp`
         pytest.skip("this scipy's sqrtm refuses pytorch-fid's disp argument")
     assert frechet_distance(a, c) == pytest.approx(theirs, rel=1e-9)
+
+
+def test_random_inception_weights_load_as_pytorch_fids_network(tmp_path):
+    """`make bench --fid-weights random` and the GPU tests: pytorch-fid's architecture, loadable by its own code, with
+    features that vary (not the ~1e-8 of torchvision's training init)."""
+    weights = write_random_inception(tmp_path / "random_inception.pth")
+    images = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    features = InceptionFeatures(weights, "cpu")(images)
+    assert features.shape == (2, 2048) and 0.01 < features.std() < 100
