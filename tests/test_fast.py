@@ -71,13 +71,13 @@ def test_the_defaults_on_cpu_are_foreach_adam_eager_models_and_no_graphs():
     assert training.opt_d.defaults["foreach"] is True and not training.opt_d.defaults.get("fused")
 
 
-def test_compiling_keeps_room_for_every_model_of_a_multirun(monkeypatch):
+def test_compiling_keeps_room_for_every_model_of_a_multirun():
     """Dynamo's default of 8 compiled versions of one function, after which it runs eagerly without a word, is
     raised when models are compiled (every model's forward is one base-class method)."""
-    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 8)
     cfg = composed(*TOY, "train.compile=true")
-    GANTraining(cfg, build_method(cfg), torch.device("cpu"))
-    assert torch._dynamo.config.recompile_limit == RECOMPILE_LIMIT >= 64
+    with torch._dynamo.config.patch(recompile_limit=8):  # restored on exit, for the tests after this one
+        GANTraining(cfg, build_method(cfg), torch.device("cpu"))
+        assert torch._dynamo.config.recompile_limit == RECOMPILE_LIMIT >= 64
 
 
 @pytest.mark.slow
