@@ -15,19 +15,24 @@ from omegaconf import DictConfig
 from lipbench import LipbenchError, require
 from lipbench.config import build
 from lipbench.data.images import to_inputs
-from lipbench.fast import FastMode, eager_penalties
+from lipbench.fast import FastMode
 from lipbench.methods import LipschitzMethod
 from lipbench.metrics.classification import ClassifierEvaluator
 from lipbench.models.classifier import LabelledObjective, per_sample_loss
 from lipbench.training import lr_schedule
 
 
-def train_step(model, method, optimizer, x, y):
-    """One optimizer step on cross-entropy plus the method's penalty; returns detached (loss, penalty). `model` may
-    be compiled (train.compile): it holds the same layers for the hooks, and the penalty runs it eagerly."""
+def loss_penalty(method, model, x, y):
+    """The method's penalty on the per-sample training loss as a function of the input."""
+    return method.penalty(LabelledObjective(model, y, per_sample_loss), x, x)
+
+
+def train_step(model, method_penalty, method, optimizer, x, y):
+    """One optimizer step on cross-entropy plus the method's penalty; returns detached (loss, penalty). `model` and
+    `method_penalty` (loss_penalty bound to the method and the model) may be compiled (train.compile): a compiled model
+    holds the same layers for the hooks."""
     loss = F.cross_entropy(model(x), y)
-    with eager_penalties():
-        penalty = method.penalty(LabelledObjective(model, y, per_sample_loss), x, x)
+    penalty = method_penalty(x, y)
     optimizer.zero_grad(set_to_none=True)
     (loss + penalty).backward()
     optimizer.step()
@@ -67,7 +72,8 @@ class ClassifyTask:
         self.fast = FastMode.resolve(cfg.train, device, method)
         self.optimizer = self.fast.optimizer(build(cfg, "optim"), self.model.parameters())
         self.lr = lr_schedule(self.optimizer, cfg.train.lr_decay, cfg.train.epochs * self.steps_per_epoch)
-        self.train_step = self.fast.step(functools.partial(train_step, self.fast.compiled(self.model), method,
+        penalty = self.fast.penalty(functools.partial(loss_penalty, method, self.model))
+        self.train_step = self.fast.step(functools.partial(train_step, self.fast.compiled(self.model), penalty, method,
                                                            self.optimizer))
         self.stateful = {"model": self.model, "optimizer": self.optimizer, "lr": self.lr}
         self.networks = [self.model]

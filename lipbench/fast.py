@@ -3,8 +3,10 @@
 Each computes the same step with fewer kernel launches and less Python between them; none changes a result beyond
 floating-point noise (tests/test_fast.py compares a few steps with and without). They apply to every method alike,
 except where a method cannot take one, which is then said in the run's log:
-- compile: torch.compile's aot_autograd does not support double backward, so the gradient penalty's own critic
-  forward (the one it differentiates twice) always runs eagerly; the main critic forward and the generator are compiled.
+- compile: the models and the method's penalty are compiled, each its own graph. torch.compile's aot_autograd cannot
+  differentiate a graph twice, so the gradient penalty takes its input gradient with torch.func.grad, which Dynamo
+  traces: the penalty's graph holds the first backward as ordinary ops, and the training step's backward is a single
+  one through it.
 - cuda_graph: a CUDA graph replays recorded kernels, so a method whose hooks read a value on the host (a Python branch
   on a tensor) or call an op that syncs cannot be captured (`LipschitzMethod.capturable`).
 """
@@ -27,12 +29,6 @@ OPTIMIZER_IMPLS = ("auto", "fused", "foreach", "for_loop")
 GRAPH_WARMUP_STEPS = 3
 # Compiled versions of one code object kept before Dynamo falls back to eager (its default is 8): see `compiled`.
 RECOMPILE_LIMIT = 256
-
-
-def eager_penalties():
-    """Run compiled modules eagerly in the block: the gradient penalty differentiates its critic forward twice, which
-    compiled graphs do not support."""
-    return torch.compiler.set_stance("force_eager")
 
 
 @dataclass(frozen=True)
@@ -82,15 +78,12 @@ class FastMode:
     def compiled(self, module: nn.Module) -> nn.Module:
         """The module to call in training steps: compiled, or the module itself. Checkpoints, evaluation and the
         methods' hooks keep the module itself (its state_dict keys, eval-mode graphs stay untouched)."""
-        # Static shapes: every training batch has the same size, and a shape change recompiles rather than
-        # generalizes.
-        if not self.compile:
-            return module
-        # Dynamo keeps 8 compiled versions of a code object by default, then runs it eagerly without a word. Every
-        # model's forward is one base-class method, so a multirun or `make bench` (many models, methods and
-        # wrappers in one process) would silently stop compiling after the eighth: keep room for all of them.
-        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
-        return torch.compile(module, dynamic=False)
+        return compile_static(module) if self.compile else module
+
+    def penalty(self, penalty: Callable) -> Callable:
+        """The step's penalty term `penalty(*tensors)`: compiled (the model it closes over is traced uncompiled, its
+        double backward included), or the function itself."""
+        return compile_static(penalty) if self.compile else penalty
 
     def step(self, step: Callable) -> Callable:
         """`step(*tensors) -> tuple of tensors`, replayed as one CUDA graph when graphs are on."""
@@ -101,6 +94,19 @@ class FastMode:
         parts = [f"{self.optimizer_impl} optimizer", "compiled models" if self.compile else "eager models"]
         parts.append("CUDA-graphed steps" if self.cuda_graph else "steps launched one kernel at a time")
         return "fast mode: " + ", ".join(parts)
+
+
+def compile_static(function: Callable) -> Callable:
+    """torch.compile for fixed shapes, drawing random numbers as eager PyTorch does."""
+    # Dynamo keeps 8 compiled versions of a code object by default, then runs it eagerly without a word. Every
+    # model's forward is one base-class method, so a multirun or `make bench` (many models, methods and wrappers in
+    # one process) would silently stop compiling after the eighth: keep room for all of them.
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
+    # Inductor's own generator would draw GP's interpolation weights differently from an eager run: with PyTorch's,
+    # the fast mode trains on the same random numbers (tests/test_fast.py compares the two).
+    torch._inductor.config.fallback_random = True
+    # Static shapes: every training batch has the same size, and a shape change recompiles rather than generalizes.
+    return torch.compile(function, dynamic=False)
 
 
 class GraphedStep:

@@ -8,7 +8,7 @@ from torch import nn
 
 from lipbench import LipbenchError
 from lipbench.config import build, require_model_fits
-from lipbench.fast import FastMode, eager_penalties
+from lipbench.fast import FastMode
 from lipbench.methods import LipschitzMethod
 from lipbench.metrics import build_metric
 from lipbench.models import given, with_labels
@@ -25,10 +25,15 @@ def autocast(device: torch.device, amp: str):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp == "bf16", cache_enabled=False)
 
 
-def critic_step(critic, generator, method, loss, opt_d, latent_shape, amp, real, labels=None):
-    """One critic update; returns detached (critic loss, Wasserstein estimate, penalty). `critic` and `generator`
-    may be compiled (train.compile): a compiled critic holds the same layers for the hooks, and the penalty runs it
-    eagerly.
+def critic_penalty(method, critic, real, fake, labels=None):
+    """The method's penalty on the critic as a function of its input (for the real batch's labels when conditional)."""
+    return method.penalty(with_labels(critic, labels), real, fake)
+
+
+def critic_step(critic, generator, method_penalty, method, loss, opt_d, latent_shape, amp, real, labels=None):
+    """One critic update; returns detached (critic loss, Wasserstein estimate, penalty). `critic`, `generator` and
+    `method_penalty` (critic_penalty bound to the method and the critic) may be compiled (train.compile): a compiled
+    critic holds the same layers for the hooks.
 
     Class-conditional (`labels` of the real batch): the fakes are generated with the real batch's labels, so that a
     penalty pairing real[i] with fake[i] (GP's interpolates) pairs samples of the same class, and the method sees
@@ -40,8 +45,7 @@ def critic_step(critic, generator, method, loss, opt_d, latent_shape, amp, real,
         # Real and fake in one forward: half the kernel launches, and SN's u advances once per step, not twice.
         both = given(None if labels is None else labels.repeat(2))
         d_real, d_fake = critic(torch.cat([real, fake]), *both).float().chunk(2)
-        with eager_penalties():
-            penalty = method.penalty(with_labels(critic, labels), real, fake)
+        penalty = method_penalty(real, fake, *given(labels))
         loss_d = loss.critic(d_real, d_fake) + penalty
     opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
@@ -110,7 +114,8 @@ class GANTraining:
         latent_shape, amp = (cfg.train.batch_size, self.generator.latent_dim), cfg.train.amp
         critic, generator = self.fast.compiled(self.critic), self.fast.compiled(self.generator)
         self.critic_step = self.fast.step(functools.partial(
-            critic_step, critic, generator, method, self.loss, self.opt_d, latent_shape, amp))
+            critic_step, critic, generator, self.fast.penalty(functools.partial(critic_penalty, method, self.critic)),
+            method, self.loss, self.opt_d, latent_shape, amp))
         self.generator_step = self.fast.step(functools.partial(
             generator_step, critic, generator, self.loss, self.opt_g, latent_shape, device, amp))
 

@@ -103,9 +103,8 @@ def layer_key(index: int, layer: nn.Module) -> str:
 
 def input_gradient_norm(critic: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Per-sample ||grad_x D(x)||_2 over all non-batch dims, differentiable w.r.t. the critic's parameters."""
-    x = x.detach().requires_grad_(True)
-    scores = critic(x)
-    # create_graph: the penalty is itself differentiated, which is why GP needs a double backward.
-    (grad,) = torch.autograd.grad(scores.sum(), x, create_graph=True)
+    # The penalty is itself differentiated, which is why GP needs a double backward. torch.func.grad computes the
+    # same gradient as autograd.grad(create_graph=True), and torch.compile can trace it (train.compile).
+    grad = torch.func.grad(lambda y: critic(y).sum())(x.detach())
     # Norms in fp32: under bf16 autocast the sum of squares loses too much precision.
     return torch.sqrt(grad.float().flatten(1).pow(2).sum(dim=1) + NORM_EPS)

@@ -1,5 +1,7 @@
 """Class-conditional GANs: labels from every labelled dataset, conditional BatchNorm, the projection critic, GP within
 same-label pairs, and a conditional run end to end."""
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +13,7 @@ from torch.nn.utils import parametrize
 from lipbench import LipbenchError
 from lipbench.config import build
 from lipbench.data.toy2d import Toy2D
-from lipbench.gan import critic_step
+from lipbench.gan import critic_penalty, critic_step
 from lipbench.losses import Wasserstein
 from lipbench.methods import GradientPenalty, SpectralNormalization
 from lipbench.metrics.toy import Toy2DEvaluator
@@ -131,8 +133,9 @@ def test_gp_under_conditioning_interpolates_only_between_a_real_and_a_fake_of_th
     real = centres[labels] + 0.1 * torch.randn(8, 2)
     critic = RecordingCritic(3)
     opt = torch.optim.SGD(critic.parameters(), lr=0.0)
-    critic_step(critic, ClassCentres(centres), GradientPenalty(weight=10.0), Wasserstein("wasserstein"), opt, (8, 2),
-                "none", real, labels)
+    gp = GradientPenalty(weight=10.0)
+    critic_step(critic, ClassCentres(centres), functools.partial(critic_penalty, gp, critic), gp,
+                Wasserstein("wasserstein"), opt, (8, 2), "none", real, labels)
     (scored, scored_labels), (interpolates, interpolate_labels) = critic.calls
     fake = scored[8:]
     assert torch.equal(fake, centres[labels]) and torch.equal(scored_labels, labels.repeat(2))

@@ -83,12 +83,23 @@ def test_compiling_keeps_room_for_every_model_of_a_multirun():
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["none", "gp", "sn", "spectral_reg"])
 def test_compiled_models_train_as_eager_ones(method, one_thread):
-    """gp: its main forward compiled, its penalty's forward eager; sn: a parametrization whose u advances in place
-    during the compiled forward."""
+    """gp: its penalty compiled as its own graph, the double backward included; sn: a parametrization whose u
+    advances in place during the compiled forward."""
     overrides = [*TOY, f"method={method}", *EAGER]
     eager = train(overrides)
     fast = train([*overrides, "train.compile=true"])
     assert_same_training(eager, fast, lr=composed(*overrides).optim.lr)
+
+
+def test_the_gradient_penalty_compiles_whole_with_its_double_backward(one_thread):
+    """torch.func.grad lets Dynamo trace the input gradient: no graph break, so no eager critic forward in the step."""
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    cfg = composed(*TOY, "method=gp", *EAGER, "train.compile=true")
+    training = GANTraining(cfg, build_method(cfg), torch.device("cpu"))
+    next(training.epoch())
+    assert not torch._dynamo.utils.counters["graph_break"]
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 3  # critic, generator, penalty
 
 
 @pytest.mark.slow
