@@ -60,7 +60,8 @@ def validate(cfg: DictConfig) -> None:
     require(is_int(cfg.seed) and cfg.seed >= 0, "seed", cfg.seed, "an integer >= 0")
     for key in ("epochs", "batch_size", "eval_every") + (("n_critic",) if "n_critic" in cfg.train else ()):
         require(is_int(cfg.train[key]) and cfg.train[key] >= 1, f"train.{key}", cfg.train[key], "an integer >= 1")
-    require(isinstance(cfg.train.resume, bool), "train.resume", cfg.train.resume, "true or false")
+    for key in ("resume", "deterministic"):
+        require(isinstance(cfg.train[key], bool), f"train.{key}", cfg.train[key], "true or false")
     require(cfg.train.lr_decay in ("none", "linear"), "train.lr_decay", cfg.train.lr_decay, "none or linear")
     if "amp" in cfg.train:
         require(cfg.train.amp in ("none", "bf16"), "train.amp", cfg.train.amp, "none or bf16")

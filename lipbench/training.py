@@ -68,11 +68,14 @@ def synchronize(device: torch.device) -> None:
 
 
 def start(cfg: DictConfig) -> torch.device:
-    """The run's device, with the global RNG seeded and cuDNN free to pick its fastest kernels."""
+    """The run's device, with the global RNG seeded and cuDNN's kernels chosen as train.deterministic says."""
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+        # The autotuner times candidate kernels in each process and may pick others in the next one, whose rounding
+        # differs: fast, but a GAN's curve then drifts apart between two runs of one seed.
+        torch.backends.cudnn.benchmark = not cfg.train.deterministic
+        torch.backends.cudnn.deterministic = cfg.train.deterministic
     return device
 
 

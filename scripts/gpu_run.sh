@@ -2,7 +2,7 @@
 # Runs on the GPU machine, in the repo root, from the bundle scripts/gpu_bundle.sh built (.gpu/, carried along):
 # installs the wheels (once per machine), unpacks MNIST, then one stage, its log written to $OUT (the device tool
 # brings $OUT back). Stages run one after another in one call: `.gpu/run.sh tests && .gpu/run.sh epoch`.
-#   .gpu/run.sh tests           the `cuda` tests (about 2 minutes on an H100)
+#   .gpu/run.sh tests [ARGS]    the `cuda` tests (about 4 minutes on an H100), ARGS passed to pytest (e.g. -k gp)
 #   .gpu/run.sh suite           the rest of the suite (not slow) with the GPU visible (over 3.5 minutes)
 #   .gpu/run.sh bench [ARGS]    python -m lipbench.bench --device cuda ARGS (e.g. --cases dcgan32-cifar --methods none gp sn)
 #   .gpu/run.sh epoch           CIFAR-10-sized epochs (50k random images in CIFAR-10's own files) of none, gp and sn at
@@ -33,7 +33,7 @@ fi
     > "$OUT/device.txt" 2>&1
 case $STAGE in
     tests)
-        timeout "$STAGE_S" python3 -m pytest -p no:cacheprovider -m cuda -n 4 -rs tests 2>&1 | tee "$OUT/tests_cuda.log" ;;
+        timeout "$STAGE_S" python3 -m pytest -p no:cacheprovider -m cuda -n 4 -rs --tb=short "$@" tests 2>&1 | tee "$OUT/tests_cuda.log" ;;
     suite)
         timeout "$STAGE_S" python3 -m pytest -p no:cacheprovider -m "not cuda and not slow" -n 12 tests 2>&1 \
             | tee "$OUT/tests_rest.log" ;;

@@ -19,6 +19,7 @@ CASES = [
     ("eval-every-negative", ["train.eval_every=-1"], "train.eval_every"),
     ("amp-fp16", ["train.amp=fp16"], "train.amp"),
     ("channels-last-word", ["train.channels_last=maybe"], "train.channels_last"),
+    ("deterministic-word", ["train.deterministic=sometimes"], "train.deterministic"),
     ("optimizer-impl-unknown", ["train.optimizer_impl=apex"], "train.optimizer_impl"),
     ("compile-word", ["train.compile=maybe"], "train.compile"),
     ("cuda-graph-word", ["train.cuda_graph=1"], "train.cuda_graph"),
