@@ -60,7 +60,7 @@ def validate(cfg: DictConfig) -> None:
     require(is_int(cfg.seed) and cfg.seed >= 0, "seed", cfg.seed, "an integer >= 0")
     for key in ("epochs", "batch_size", "eval_every") + (("n_critic",) if "n_critic" in cfg.train else ()):
         require(is_int(cfg.train[key]) and cfg.train[key] >= 1, f"train.{key}", cfg.train[key], "an integer >= 1")
-    for key in ("resume", "deterministic"):
+    for key in ("resume", "deterministic", "compile_penalty"):
         require(isinstance(cfg.train[key], bool), f"train.{key}", cfg.train[key], "true or false")
     require(cfg.train.lr_decay in ("none", "linear"), "train.lr_decay", cfg.train.lr_decay, "none or linear")
     if "amp" in cfg.train:

@@ -103,8 +103,14 @@ def layer_key(index: int, layer: nn.Module) -> str:
 
 def input_gradient_norm(critic: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Per-sample ||grad_x D(x)||_2 over all non-batch dims, differentiable w.r.t. the critic's parameters."""
-    # The penalty is itself differentiated, which is why GP needs a double backward. torch.func.grad computes the
-    # same gradient as autograd.grad(create_graph=True), and torch.compile can trace it (train.compile).
-    grad = torch.func.grad(lambda y: critic(y).sum())(x.detach())
+    # The penalty is itself differentiated, which is why GP needs a double backward (create_graph).
+    if torch.compiler.is_compiling():
+        # Dynamo cannot trace autograd.grad but traces torch.func.grad, the same gradient: a compiled penalty
+        # (train.compile_penalty) holds its double backward. Eagerly, func.grad's per-op wrapping would cost 15% of a
+        # toy gp step on a CPU, so eager runs take autograd.grad.
+        grad = torch.func.grad(lambda y: critic(y).sum())(x.detach())
+    else:
+        x = x.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
     # Norms in fp32: under bf16 autocast the sum of squares loses too much precision.
     return torch.sqrt(grad.float().flatten(1).pow(2).sum(dim=1) + NORM_EPS)

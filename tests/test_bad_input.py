@@ -20,6 +20,7 @@ CASES = [
     ("amp-fp16", ["train.amp=fp16"], "train.amp"),
     ("channels-last-word", ["train.channels_last=maybe"], "train.channels_last"),
     ("deterministic-word", ["train.deterministic=sometimes"], "train.deterministic"),
+    ("compile-penalty-word", ["train.compile_penalty=auto"], "train.compile_penalty"),
     ("optimizer-impl-unknown", ["train.optimizer_impl=apex"], "train.optimizer_impl"),
     ("compile-word", ["train.compile=maybe"], "train.compile"),
     ("cuda-graph-word", ["train.cuda_graph=1"], "train.cuda_graph"),

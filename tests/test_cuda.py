@@ -52,8 +52,7 @@ def test_every_method_steps_on_cuda_and_graphs_and_fused_adam_change_no_result(m
 
 @pytest.mark.parametrize("method", ["none", "gp", "sn"])
 def test_the_whole_default_fast_mode_changes_no_result_on_cuda(method):
-    """Compiled models and penalty (GP's double backward included), fused Adam and CUDA graphs together, as a GPU run
-    has them."""
+    """Compiled models (GP's penalty eager), fused Adam and CUDA graphs together, as a GPU run has them."""
     overrides = [*IMAGES, f"method={method}", "device=cuda"]
     assert_same_training(train([*overrides, *EAGER], "cuda"), train([*overrides, *FAST_MODE], "cuda"),
                          lr=composed(*overrides).optim.lr)

@@ -81,13 +81,14 @@ def test_compiling_keeps_room_for_every_model_of_a_multirun():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["none", "gp", "sn", "spectral_reg"])
-def test_compiled_models_train_as_eager_ones(method, one_thread):
-    """gp: its penalty compiled as its own graph, the double backward included; sn: a parametrization whose u
+@pytest.mark.parametrize("method, compile_penalty", [("none", False), ("gp", False), ("gp", True), ("sn", False),
+                                                     ("spectral_reg", False)])
+def test_compiled_models_train_as_eager_ones(method, compile_penalty, one_thread):
+    """gp: its penalty eager, or compiled as its own graph with the double backward; sn: a parametrization whose u
     advances in place during the compiled forward."""
     overrides = [*TOY, f"method={method}", *EAGER]
     eager = train(overrides)
-    fast = train([*overrides, "train.compile=true"])
+    fast = train([*overrides, "train.compile=true", f"train.compile_penalty={str(compile_penalty).lower()}"])
     assert_same_training(eager, fast, lr=composed(*overrides).optim.lr)
 
 
@@ -95,8 +96,9 @@ def test_the_gradient_penalty_compiles_whole_with_its_double_backward(one_thread
     """torch.func.grad lets Dynamo trace the input gradient: no graph break, so no eager critic forward in the step."""
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
-    cfg = composed(*TOY, "method=gp", *EAGER, "train.compile=true")
+    cfg = composed(*TOY, "method=gp", *EAGER, "train.compile=true", "train.compile_penalty=true")
     training = GANTraining(cfg, build_method(cfg), torch.device("cpu"))
+    assert training.fast.describe().endswith("compiled models and penalty, steps launched one kernel at a time")
     next(training.epoch())
     assert not torch._dynamo.utils.counters["graph_break"]
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 3  # critic, generator, penalty
