@@ -1,5 +1,5 @@
 """What every figure of a report shares: one colour per method and one line style per setting of it (the same in
-every figure), mean curves over seeds with a ± std band, a log axis where values span decades, integer epochs."""
+every figure), mean curves over seeds with a min–max band, a log axis where values span decades, integer epochs."""
 import itertools
 import math
 from collections import defaultdict
@@ -60,8 +60,8 @@ def save_figure(fig, path: Path) -> Path:
     return path
 
 
-def mean_curve(group: Group, key: str, x_key: str = "epoch") -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """x (mean over runs), mean and sample std of `key` at each epoch where some run of the group logged it."""
+def mean_curve(group: Group, key: str, x_key: str = "epoch") -> tuple[np.ndarray, ...] | None:
+    """x (mean over runs), mean, min and max of `key` at each epoch where some run of the group logged it."""
     points = defaultdict(list)
     for run in group.runs:
         for record in run.records:
@@ -70,8 +70,8 @@ def mean_curve(group: Group, key: str, x_key: str = "epoch") -> tuple[np.ndarray
     if not points:
         return None
     curve = [np.array(points[epoch]) for epoch in sorted(points)]
-    std = [p[:, 1].std(ddof=1) if len(p) > 1 else 0.0 for p in curve]
-    return np.array([p[:, 0].mean() for p in curve]), np.array([p[:, 1].mean() for p in curve]), np.array(std)
+    return tuple(np.array([reduce(p[:, column]) for p in curve])
+                 for column, reduce in ((0, np.mean), (1, np.mean), (1, np.min), (1, np.max)))
 
 
 def value_scale(ax, values: list[float]) -> None:
@@ -98,15 +98,18 @@ def epoch_axis(ax) -> None:
 
 
 def plot_curves(ax, groups: list[Group], palette: Palette, key: str, x_key: str = "epoch") -> bool:
-    """Each group's mean `key` against `x_key` with a ± std band over its runs; False when no group logged it."""
+    """Each group's mean `key` against `x_key` with its runs' min–max band; False when no group logged it.
+
+    Min–max rather than ± std: with 5 seeds and one outlier a std band crosses 0 and leaves the data; this one is
+    where the runs were."""
     drawn = []
     for group in groups:
         curve = mean_curve(group, key, x_key)
         if curve is None:
             continue
-        x, mean, std = curve
+        x, mean, low, high = curve
         ax.plot(x, mean, **palette.line(group))
-        ax.fill_between(x, mean - std, mean + std, color=palette.colour(group), alpha=0.15, linewidth=0)
+        ax.fill_between(x, low, high, color=palette.colour(group), alpha=0.15, linewidth=0)
         drawn.extend(mean)
     if drawn and not any(drawn):
         ax.text(0.5, 0.6, "0 in every run", transform=ax.transAxes, ha="center", color="0.4")
@@ -134,8 +137,8 @@ def legend_below(fig, ax) -> None:
 
 def plot_metric(groups: list[Group], palette: Palette, x_key: str, xlabel: str, title: str, path: Path,
                 floors: dict[str, float] | None = None) -> Path:
-    """The quality metric against `x_key` (epoch, or training seconds averaged over runs), mean ± std over runs, and
-    each of `floors` (label -> the metric's noise floor) as a dashed line."""
+    """The quality metric against `x_key` (epoch, or training seconds averaged over runs), mean and min–max over
+    runs, and each of `floors` (label -> the metric's noise floor) as a dashed line."""
     metrics = sorted({run.metric_key for group in groups for run in group.runs})
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for key in metrics:
@@ -148,7 +151,7 @@ def plot_metric(groups: list[Group], palette: Palette, x_key: str, xlabel: str, 
         ax.set_xlabel(xlabel)
     names = " / ".join(key.removeprefix("eval/") for key in metrics)
     ax.set_ylabel(f"{names} (lower is better)")
-    ax.set_title(f"{title}: mean over seeds, band ± std" + (", dashed: noise floor" if floors else ""))
+    ax.set_title(f"{title}: mean over seeds, band min–max" + (", dashed: noise floor" if floors else ""))
     legend_below(fig, ax)
     return save_figure(fig, path)
 

@@ -195,7 +195,7 @@ def plot_training_curves(groups: list[Group], palette: Palette, path: Path) -> P
         plot_curves(ax, groups, palette, key)
         epoch_axis(ax)
         ax.set_title(title, fontsize=10)
-    fig.suptitle("Training curves (epoch means of each step's value): mean over seeds, band ± std")
+    fig.suptitle("Training curves (epoch means of each step's value): mean over seeds, band min–max")
     fig.tight_layout()
     legend_below(fig, axes.flat[0])
     return save_figure(fig, path)
