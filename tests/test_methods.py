@@ -23,7 +23,8 @@ from lipbench.models.mlp import MLPCritic, MLPGenerator
 
 def exact_sigmas(module: nn.Module) -> list[float]:
     """Largest singular value of each layer's effective weight, by SVD."""
-    return [torch.linalg.matrix_norm(layer.weight.detach().flatten(1), 2).item() for layer in constrained_layers(module)]
+    return [torch.linalg.matrix_norm(layer.weight.detach().flatten(1), 2).item()
+            for layer in constrained_layers(module)]
 
 
 def linear_critic(weight: torch.Tensor) -> nn.Module:
@@ -106,8 +107,9 @@ def test_gp_is_zero_for_unit_norm_linear_critic(shape):
     torch.manual_seed(0)
     w = torch.randn(shape[1:])
     real, fake = torch.randn(shape), torch.randn(shape)
-    assert GradientPenalty(weight=10).penalty(linear_critic(w / w.norm()), real, fake).item() == pytest.approx(0, abs=1e-6)
-    assert GradientPenalty(weight=10).penalty(linear_critic(2 * w / w.norm()), real, fake).item() == pytest.approx(10.0, rel=1e-4)
+    penalty = GradientPenalty(weight=10).penalty
+    assert penalty(linear_critic(w / w.norm()), real, fake).item() == pytest.approx(0, abs=1e-6)
+    assert penalty(linear_critic(2 * w / w.norm()), real, fake).item() == pytest.approx(10.0, rel=1e-4)
 
 
 def test_gp_relu_is_zero_below_unit_norm_while_gp_is_not():

@@ -85,12 +85,12 @@ def test_paper_scale_is_the_sngan_cifar10_standard_cnn_setting(preset):
     assert job.train.epochs == alone.train.epochs and job.logger.wandb.group == f"{preset}-paper"
 
 
-def test_many_modes_preset_sweeps_methods_and_mode_counts_on_a_ring():
+def test_many_modes_preset_sweeps_methods_and_mode_counts_on_a_grid():
     params = OmegaConf.to_container(composed("+experiment=claim_many_modes", hydra=True).hydra.sweeper.params,
                                     resolve=True)
-    assert params == {"method": "gp,gp_relu,sn", "dataset.modes": "8,25,64", "seed": "0,1,2,3,4"}
+    assert params == {"method": "gp,gp_relu,sn", "dataset.modes": "9,25,64", "seed": "0,1,2,3,4"}
     job = composed("+experiment=claim_many_modes", "method=gp", "dataset.modes=64")
-    assert (job.dataset.distribution, job.dataset.modes, job.model.critic.hidden) == ("ring_mixture", 64, 128)
+    assert (job.dataset.distribution, job.dataset.modes, job.model.critic.hidden) == ("grid_mixture", 64, 128)
     assert job.train.epochs >= 1 and job.logger.wandb.group == "claim_many_modes-cpu"
 
 

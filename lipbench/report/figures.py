@@ -3,6 +3,7 @@ every figure), mean curves over seeds with a min–max band, a log axis where va
 import itertools
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -60,13 +61,16 @@ def save_figure(fig, path: Path) -> Path:
     return path
 
 
-def mean_curve(group: Group, key: str, x_key: str = "epoch") -> tuple[np.ndarray, ...] | None:
-    """x (mean over runs), mean, min and max of `key` at each epoch where some run of the group logged it."""
+def mean_curve(group: Group, key: str | Callable[[dict], float | None],
+               x_key: str = "epoch") -> tuple[np.ndarray, ...] | None:
+    """x (mean over runs), mean, min and max of `key` (a record's key, or a function of the record) at each epoch
+    where some run of the group has it."""
+    value = key if callable(key) else (lambda record: record.get(key))
     points = defaultdict(list)
     for run in group.runs:
         for record in run.records:
-            if finite(record.get(key)) and finite(record.get(x_key)):
-                points[record["epoch"]].append((record[x_key], record[key]))
+            if finite(y := value(record)) and finite(record.get(x_key)):
+                points[record["epoch"]].append((record[x_key], y))
     if not points:
         return None
     curve = [np.array(points[epoch]) for epoch in sorted(points)]

@@ -20,6 +20,7 @@ from lipbench.report.figures import (
     epoch_axis,
     grid_shape,
     legend_below,
+    mean_curve,
     plot_curves,
     plot_metric,
     save_figure,
@@ -240,16 +241,12 @@ def plot_sigma_estimates(groups: list[Group], palette: Palette, path: Path) -> P
     fig, axes = plt.subplots(1, len(SIGMA_PANELS), figsize=(12, 4.5))
     for ax, (value, title, reference) in zip(axes, SIGMA_PANELS):
         for group in estimated:
-            by_epoch = defaultdict(list)
-            for run in group.runs:
-                for record in run.records:
-                    if (v := value(record)) is not None:
-                        by_epoch[record["epoch"]].append(v)
-            epochs = sorted(by_epoch)
+            if (curve := mean_curve(group, value)) is None:
+                continue
+            epochs, mean, low, high = curve
             # A min-max band: a mean - std band would cross 0 on the log axis of a spread-out error.
-            ax.plot(epochs, [np.mean(by_epoch[e]) for e in epochs], **palette.line(group))
-            ax.fill_between(epochs, [min(by_epoch[e]) for e in epochs], [max(by_epoch[e]) for e in epochs],
-                            color=palette.colour(group), alpha=0.12, linewidth=0)
+            ax.plot(epochs, mean, **palette.line(group))
+            ax.fill_between(epochs, low, high, color=palette.colour(group), alpha=0.12, linewidth=0)
         ax.axhline(reference, color="0.3", linestyle="--", linewidth=1)
         if "σ̂" in title:
             ax.set_yscale("log")
