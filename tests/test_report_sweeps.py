@@ -261,6 +261,25 @@ def test_a_run_at_a_published_setting_shows_the_published_number_beside_its_own(
     assert "published" not in toy
 
 
+def test_each_method_at_its_own_loss_is_still_compared_and_a_logger_key_splits_nothing(tmp_path):
+    """The SN paper's protocol: SN-GANs at hinge, WGAN-GP at the Wasserstein loss. The loss is part of each group,
+    not a context that would keep the two apart; a W&B group set on the command line changes no result."""
+    for seed in range(5):
+        paper_run(tmp_path / "runs" / f"sn{seed}", "sn", "hinge", seed, [60.0, 30.0 + seed], power_iterations=1)
+        paper_run(tmp_path / "runs" / f"gp{seed}", "gp", "wasserstein", seed, [70.0, 40.0 + seed], weight=10.0,
+                  one_sided=False)
+        summary_path = tmp_path / "runs" / f"sn{seed}" / "summary.json"
+        summary = json.loads(summary_path.read_text())
+        summary["overrides"].append("logger.wandb.group=sn-hinge")
+        summary_path.write_text(json.dumps(summary))
+    rows, text = report([tmp_path / "runs"], tmp_path / "report")
+    assert set(rows) == {"sn loss=hinge", "gp loss=wasserstein"}
+    assert "Swept: method (gp, sn); loss (hinge, wasserstein). Seeds: 0, 1, 2, 3, 4." in text
+    [row] = claim_rows(text, "SN ends with a better final metric than GP")
+    assert row[1:5] == ["all runs", "final", "sn loss=hinge: 32 ± 1.6 (n=5)", "gp loss=wasserstein: 42 ± 1.6 (n=5)"]
+    assert float(row[5]) == pytest.approx(10.0) and row[-1] == "supported"
+
+
 def test_many_modes_report_draws_the_noise_floor_and_tests_the_growing_gap(tmp_path):
     floors = {8: 0.073, 25: 0.10, 64: 0.097}
     for modes, floor in floors.items():

@@ -415,9 +415,11 @@ def claims_blocks(groups: list[Group], thresholds: dict) -> list:
     uncovered = [claim.text for claim in CLAIMS if claim.text not in {row[0] for row in rows}]
     table = (Table(CLAIM_HEADER, rows) if rows else Text("No claim compares groups present in these runs."))
     pairing = ("Sides are compared on matched settings: a method at one setting against each setting of the other "
-               "(SN against GP at each λ), methods that vary the same setting at equal values (gp λ=10 against "
-               "gp_relu λ=10), and, when a side comes at several settings, each method at its best one (\"best of "
-               "k\": the lowest mean final metric, picked on these same runs, which flatters both sides).")
+               "(SN against GP at each λ; a loss is a method's setting too, so SN at hinge meets GP at the Wasserstein "
+               "loss, as the SN paper compares them), methods that vary the same setting at equal values "
+               "(gp λ=10 against gp_relu λ=10), and, when a side comes at several settings, each method at its best "
+               "one (\"best of k\": the lowest mean final metric, picked on these same runs, which flatters both "
+               "sides).")
     return [table, Text(" ".join([pairing, VERDICT_RULE, *([f"Not covered by these runs: {'; '.join(uncovered)}."]
                                                           if uncovered else [])]))]
 

@@ -118,9 +118,10 @@ class Group:
 
     @property
     def arm(self) -> str:
-        """The method and the settings of its own that differ across its runs, named as in W&B: "l2 λ=0.001"."""
-        names = short_names([f"method.{key}" for key, _ in self.variant])
-        return " ".join([self.method, *(f"{names[f'method.{key}']}={value}" for key, value in self.variant)])
+        """The method and the settings of its own that differ across its runs, named as in W&B: "l2 λ=0.001"; with the
+        training choices that differ across the report ("sn loss=hinge")."""
+        names = short_names([key for key, _ in self.variant])
+        return " ".join([self.method, *(f"{names[key]}={value}" for key, value in self.variant)])
 
     @property
     def label(self) -> str:
@@ -349,17 +350,29 @@ def sort_key(value: str) -> tuple:
         return 1, 0.0, value
 
 
+# Swept keys that belong to how a method is trained, as its own settings do: the published comparisons give each
+# method its own loss (SN paper: WGAN-GP the Wasserstein loss, SN-GANs hinge), so such runs are still compared.
+TRAINING_CHOICES = ("loss",)
+# Swept keys that change where a run's results go, not the results: never a reason to split a group.
+BOOKKEEPING = ("logger", "hydra")
+
+
 def group_runs(runs: list[Run]) -> tuple[dict[str, list[str]], list[Group]]:
     """The swept settings (every one whose value differs across the runs, seeds aside, with its values) and the
-    groups. A method is split by its own settings that differ across its runs: `method=l2/1e-3,l2/1e-2` gives the
-    groups "l2 λ=0.001" and "l2 λ=0.01"; any other swept key is the group's context."""
-    keys = sorted({key for run in runs for key in run.overrides if key != "seed" and key.split(".")[0] != "method"})
-    context_keys = [key for key in keys if len({run.setting(key) for run in runs}) > 1]
+    groups. A method is split by its own settings that differ across its runs (`method=l2/1e-3,l2/1e-2` gives the
+    groups "l2 λ=0.001" and "l2 λ=0.01") and by the TRAINING_CHOICES that differ across all runs ("sn loss=hinge",
+    "gp loss=wasserstein"); any other swept key, BOOKKEEPING aside, is the group's context."""
+    keys = sorted({key for run in runs for key in run.overrides
+                   if key != "seed" and key.split(".")[0] not in ("method", *BOOKKEEPING)})
+    swept_keys = [key for key in keys if len({run.setting(key) for run in runs}) > 1]
+    choices = [key for key in swept_keys if key.split(".")[0] in TRAINING_CHOICES]
+    context_keys = [key for key in swept_keys if key not in choices]
     methods = sorted({run.method for run in runs})
     varying = {method: varying_settings([run for run in runs if run.method == method]) for method in methods}
     groups = defaultdict(list)
     for run in runs:
-        variant = tuple((key, str(run.method_settings.get(key))) for key in varying[run.method])
+        variant = tuple((f"method.{key}", str(run.method_settings.get(key))) for key in varying[run.method])
+        variant += tuple((key, run.setting(key)) for key in choices)
         groups[run.method, variant, tuple((key, run.setting(key)) for key in context_keys)].append(run)
 
     def order(item):
@@ -377,7 +390,7 @@ def group_runs(runs: list[Run]) -> tuple[dict[str, list[str]], list[Group]]:
     swept = {"method": methods} if len(methods) > 1 else {}
     for key in sorted(set().union(*varying.values())):
         swept[f"method.{key}"] = values(lambda run: run.method_settings.get(key))
-    swept.update({key: values(lambda run: run.setting(key)) for key in context_keys})
+    swept.update({key: values(lambda run: run.setting(key)) for key in choices + context_keys})
     return swept, ordered
 
 
@@ -411,7 +424,7 @@ def group_counts(group: Group) -> tuple[list, dict]:
     runs, complete, diverged = len(group.runs), group.count("complete"), group.count("diverged")
     cells = [group.label, runs, complete, f"{diverged}/{runs} ({diverged / runs:.0%})"]
     fields = {"task": group.runs[0].task, "group": group.label, "method": group.method,
-              **{f"method.{key}": value for key, value in group.variant}, **dict(group.context),
+              **dict(group.variant), **dict(group.context),
               "runs": runs, "complete": complete, "diverged": diverged, "diverged_share": diverged / runs}
     return cells, fields
 
