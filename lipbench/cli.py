@@ -68,17 +68,32 @@ def misspelt_key(args: list[str]) -> str | None:
             parent = parent.rsplit(".", 1)[0] if "." in parent else ""
         where = OmegaConf.select(node, parent) if parent else node
         choice = next((f" of {line}" for o in groups if o.key_or_group == top for line in group_choices(o)[:1]), "")
+        group = key.key_or_group.rsplit(".", 1)[-1]
+        if Path(CONFIG_DIR, group).is_dir():  # experiment.scale=paper for scale=paper
+            return (f"{key.key_or_group} is not a key{choice}: {group} is a config group of its own, chosen as "
+                    f"{group}={key.value()}")
         return (f"{key.key_or_group} is not a key{choice}: the keys {'under ' + parent if parent else 'at the top'} "
                 f"are {', '.join(str(k) for k in where if not str(k).startswith('_'))}; fix the spelling")
     return None
 
 
+# Hydra's flags that print the config or the app's info instead of running, and those that ask for a sweep: Hydra
+# refuses the two together with a traceback.
+SHOW_FLAGS = ("-c", "--cfg", "-i", "--info")
+MULTIRUN_FLAGS = ("-m", "--multirun")
+
+
 def main() -> None:
-    """The `lipbench` command: a misspelt key is one line and exit 2; everything else goes to the Hydra app."""
+    """The `lipbench` command: a misspelt key is one line and exit 2; everything else goes to the Hydra app.
+    `-m ... --cfg job` shows one job's config (a sweep's settings before its swept keys), as Hydra alone would not."""
     message = misspelt_key(sys.argv[1:])
     if message is not None:
         print(f"lipbench: error: {message}", file=sys.stderr)
         sys.exit(2)
+    if any(a in SHOW_FLAGS for a in sys.argv[1:]) and any(a in MULTIRUN_FLAGS for a in sys.argv[1:]):
+        print("lipbench: showing one job's config, without the sweep's swept keys (hydra.sweeper.params: "
+              "--cfg hydra)", file=sys.stderr)
+        sys.argv = [a for a in sys.argv if a not in MULTIRUN_FLAGS]
     hydra_main()
 
 

@@ -7,9 +7,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from lipbench import LipbenchError, is_int, is_number, require
 from lipbench.fast import OPTIMIZER_IMPLS
-
-# The configs live at the top of the repo (conf/), beside the package; an absolute path works from any cwd.
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+from lipbench.naming import CONFIG_DIR  # noqa: F401 (where the rest of the package finds it)
 
 
 def build(cfg: DictConfig, key: str, **kwargs):

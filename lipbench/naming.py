@@ -1,4 +1,11 @@
-"""How a run's settings are named for people, the same in W&B run names and in the report's group labels."""
+"""How a run's settings are named for people, the same in W&B run names and in the report's group labels; where
+the configs are and which of their keys are bookkeeping."""
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+# The configs live at the top of the repo (conf/), beside the package; an absolute path works from any cwd.
+CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 # The symbols researchers use for a setting; any other key goes by its last part.
 SYMBOLS = {"method.weight": "λ"}
@@ -15,3 +22,9 @@ def short_names(keys: list[str]) -> dict[str, str]:
 def parse_overrides(overrides: list[str]) -> dict[str, str]:
     """key -> value as typed, the prefix of `+key=...` dropped; a deletion (`~key`) has no value and is left out."""
     return dict(o.lstrip("+~").split("=", 1) for o in overrides if "=" in o)
+
+
+def bookkeeping_keys() -> tuple[str, ...]:
+    """The overrides that say where or how a run is logged, not what it computes (conf/config.yaml lists them)."""
+    root = OmegaConf.load(Path(CONFIG_DIR, "config.yaml"))
+    return tuple(root.hydra.job.config.override_dirname.exclude_keys)

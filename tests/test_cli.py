@@ -51,10 +51,19 @@ def test_help_says_what_lipbench_is_and_lists_every_method_and_preset(tmp_path):
     (["-m", "method=clip,sn", "method.weight=5"], "method.weight is not a key of method=clip: the keys under method "
                                                    "are name, c"),
     (["train.epoch=3"], "train.epoch is not a key: the keys under train are epochs, batch_size"),
+    (["-m", "+experiment=claim_convergence", "experiment.scale=paper"], "experiment.scale is not a key of "
+     "+experiment=claim_convergence: scale is a config group of its own, chosen as scale=paper"),
 ])
 def test_a_misspelt_key_is_one_line_naming_the_keys_that_exist(tmp_path, overrides, expected):
     proc = lipbench(tmp_path, *overrides, check=False)
     assert proc.returncode == 2
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith(f"lipbench: error: {expected}") and "+method" not in line
+    assert not run_dirs(tmp_path)
+
+
+def test_a_sweeps_config_shows_one_job_where_hydra_alone_refuses(tmp_path):
+    proc = lipbench(tmp_path, "-m", "+experiment=claim_convergence", "scale=paper", "--cfg", "job", "--resolve")
+    assert "epochs: 642" in proc.stdout and "name: cifar10" in proc.stdout and "n_critic: 5" in proc.stdout
+    assert "one job's config" in proc.stderr and "Traceback" not in proc.stderr
     assert not run_dirs(tmp_path)

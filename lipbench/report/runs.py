@@ -14,7 +14,7 @@ from scipy.stats import bootstrap, permutation_test
 
 from lipbench import LipbenchError
 from lipbench.files import describe, read_jsonl
-from lipbench.naming import parse_overrides, short_names
+from lipbench.naming import bookkeeping_keys, parse_overrides, short_names
 from lipbench.report.page import Table
 
 # A verdict needs at least this many runs on each side; with fewer it is "inconclusive" whatever the means say.
@@ -353,17 +353,17 @@ def sort_key(value: str) -> tuple:
 # Swept keys that belong to how a method is trained, as its own settings do: the published comparisons give each
 # method its own loss (SN paper: WGAN-GP the Wasserstein loss, SN-GANs hinge), so such runs are still compared.
 TRAINING_CHOICES = ("loss",)
-# Swept keys that change where a run's results go, not the results: never a reason to split a group.
-BOOKKEEPING = ("logger", "hydra")
 
 
 def group_runs(runs: list[Run]) -> tuple[dict[str, list[str]], list[Group]]:
     """The swept settings (every one whose value differs across the runs, seeds aside, with its values) and the
     groups. A method is split by its own settings that differ across its runs (`method=l2/1e-3,l2/1e-2` gives the
     groups "l2 λ=0.001" and "l2 λ=0.01") and by the TRAINING_CHOICES that differ across all runs ("sn loss=hinge",
-    "gp loss=wasserstein"); any other swept key, BOOKKEEPING aside, is the group's context."""
+    "gp loss=wasserstein"); any other swept key is the group's context, but bookkeeping (where a run is logged:
+    runs recorded before a key joined that list still carry it)."""
+    ignored = ("seed", *bookkeeping_keys())
     keys = sorted({key for run in runs for key in run.overrides
-                   if key != "seed" and key.split(".")[0] not in ("method", *BOOKKEEPING)})
+                   if key not in ignored and key.split(".")[0] != "method"})
     swept_keys = [key for key in keys if len({run.setting(key) for run in runs}) > 1]
     choices = [key for key in swept_keys if key.split(".")[0] in TRAINING_CHOICES]
     context_keys = [key for key in swept_keys if key not in choices]
