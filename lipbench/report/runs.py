@@ -359,8 +359,8 @@ def group_runs(runs: list[Run]) -> tuple[dict[str, list[str]], list[Group]]:
     """The swept settings (every one whose value differs across the runs, seeds aside, with its values) and the
     groups. A method is split by its own settings that differ across its runs (`method=l2/1e-3,l2/1e-2` gives the
     groups "l2 λ=0.001" and "l2 λ=0.01") and by the TRAINING_CHOICES that differ across all runs ("sn loss=hinge",
-    "gp loss=wasserstein"); any other swept key is the group's context, but bookkeeping (where a run is logged:
-    runs recorded before a key joined that list still carry it)."""
+    "gp loss=wasserstein"); any other swept key is the group's context. Bookkeeping keys (where a run is logged)
+    split nothing, also in runs recorded before a key joined conf/config.yaml's list of them."""
     ignored = ("seed", *bookkeeping_keys())
     keys = sorted({key for run in runs for key in run.overrides
                    if key not in ignored and key.split(".")[0] != "method"})
