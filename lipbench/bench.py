@@ -14,9 +14,9 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_dir
 
-from lipbench.config import CONFIG_DIR
 from lipbench.fast import GRAPH_WARMUP_STEPS
 from lipbench.gan import GANTraining
+from lipbench.naming import CONFIG_DIR
 from lipbench.training import build_method, resolve_device, synchronize
 
 # Every method in conf/method/, in a fixed order: the baseline first, then the constraints, then the penalties.

@@ -12,8 +12,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from lipbench import LipbenchError
-from lipbench.config import CONFIG_DIR
 from lipbench.files import write_json
+from lipbench.naming import CONFIG_DIR
 from lipbench.rundir import run_dir, safe_name, sweep_dir
 from lipbench.training import Interrupted, train
 

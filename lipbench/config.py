@@ -7,7 +7,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from lipbench import LipbenchError, is_int, is_number, require
 from lipbench.fast import OPTIMIZER_IMPLS
-from lipbench.naming import CONFIG_DIR  # noqa: F401 (where the rest of the package finds it)
+from lipbench.naming import CONFIG_DIR
 
 
 def build(cfg: DictConfig, key: str, **kwargs):

@@ -11,7 +11,7 @@ from hydra import compose, initialize_config_dir
 from threadpoolctl import threadpool_limits
 
 import lipbench.cli  # noqa: F401  (registers the config's resolvers)
-from lipbench.config import CONFIG_DIR
+from lipbench.naming import CONFIG_DIR
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from lipbench.config import CONFIG_DIR, build
+from lipbench.config import build
 from lipbench.fast import RECOMPILE_LIMIT
 from lipbench.gan import GANTraining
 from lipbench.layers import constrained_layers
+from lipbench.naming import CONFIG_DIR
 from lipbench.training import build_method
 from tests.conftest import composed
 
